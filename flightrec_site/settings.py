@@ -1,0 +1,199 @@
+"""flightrec settings.
+
+One file, configured from environment variables with defaults that work with no setup:
+check out the code, install requirements.txt, run `manage.py migrate` and it runs on
+SQLite files in ./var. PostgreSQL and Redis are chosen by `DATABASE_URL` and
+`FLIGHTREC_QUEUE_URL` alone (see README, "Running at scale").
+"""
+
+import os
+import secrets
+import sys
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# pytest imports settings inside its own process; test-only choices key off this.
+TESTING = "pytest" in sys.modules
+
+
+def envbool(name: str, default: str = "False") -> bool:
+    return os.getenv(name, default).lower() in ("1", "true", "yes", "on")
+
+
+def envint(name: str, default: int) -> int:
+    return int(os.getenv(name, str(default)))
+
+
+DATA_DIR = Path(os.getenv("FLIGHTREC_DATA_DIR", BASE_DIR / "var")).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key() -> str:
+    """DJANGO_SECRET_KEY, else a random key kept in the data dir so logins survive restarts."""
+    if key := os.getenv("DJANGO_SECRET_KEY"):
+        return key
+    path = DATA_DIR / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = envbool("DJANGO_DEBUG")
+ALLOWED_HOSTS = os.getenv("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",")
+CSRF_TRUSTED_ORIGINS = [o for o in os.getenv("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "huey.contrib.djhuey",
+    "recorder",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "flightrec_site.urls"
+WSGI_APPLICATION = "flightrec_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Databases -------------------------------------------------------------------------
+# Embedded default: two SQLite files in WAL mode. The inbox (the durable spool that an
+# acknowledgement waits for) has its own file so that a 202 never waits behind the big
+# event-insert transactions of the drain. IMMEDIATE transactions take the write lock at
+# BEGIN, so two writers queue on the busy timeout instead of failing with "database is
+# locked" when a read transaction tries to upgrade.
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL;"
+    "PRAGMA synchronous={sync};"
+    "PRAGMA foreign_keys=ON;"
+    "PRAGMA temp_store=MEMORY;"
+    "PRAGMA cache_size=-32000;"
+    "PRAGMA mmap_size=268435456;"
+)
+
+
+def _sqlite(name: str, sync: str) -> dict:
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": DATA_DIR / name,
+        "OPTIONS": {
+            "init_command": SQLITE_PRAGMAS.format(sync=sync),
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        },
+    }
+
+
+DATABASE_URL = os.getenv("DATABASE_URL", "")
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    # On PostgreSQL the inbox lives in the main database: the drain then deletes inbox
+    # rows in the same transaction that inserts their events.
+    INBOX_DB = "default"
+else:
+    DATABASES = {
+        # FULL: a commit is on disk before it returns. The drain deletes inbox rows only
+        # after the events' commit, so that commit must survive a power cut too.
+        "default": _sqlite("flightrec.sqlite3", "FULL"),
+        "inbox": _sqlite("inbox.sqlite3", "FULL"),
+    }
+    INBOX_DB = "inbox"
+
+DATABASE_ROUTERS = ["recorder.routers.InboxRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Queue -----------------------------------------------------------------------------
+QUEUE_URL = os.getenv("FLIGHTREC_QUEUE_URL", "")
+HUEY = {
+    "name": "flightrec",
+    # Tests run tasks inline; everything else goes through a real consumer process.
+    "immediate": TESTING or envbool("FLIGHTREC_HUEY_IMMEDIATE"),
+    "utc": True,
+    "consumer": {"workers": 2, "worker_type": "thread", "check_worker_health": True},
+}
+if QUEUE_URL:
+    HUEY.update({"huey_class": "huey.RedisHuey", "url": QUEUE_URL})
+else:
+    HUEY.update({"huey_class": "huey.SqliteHuey", "filename": str(DATA_DIR / "huey.sqlite3")})
+
+# --- Ingestion -------------------------------------------------------------------------
+# Request bodies larger than this (before or after gzip) get 413.
+FLIGHTREC_MAX_BODY_BYTES = envint("FLIGHTREC_MAX_BODY_BYTES", 10 * 1024 * 1024)
+FLIGHTREC_MAX_BATCH_EVENTS = envint("FLIGHTREC_MAX_BATCH_EVENTS", 100_000)
+# Backpressure: when this many events wait in the inbox, ingestion answers 429.
+FLIGHTREC_INBOX_MAX_EVENTS = envint("FLIGHTREC_INBOX_MAX_EVENTS", 2_000_000)
+# Below this much free disk in DATA_DIR ingestion answers 503 (nothing accepted is lost).
+FLIGHTREC_MIN_FREE_DISK_BYTES = envint("FLIGHTREC_MIN_FREE_DISK_BYTES", 1024**3)
+# An open session with no event for this long is marked abandoned.
+FLIGHTREC_ABANDON_AFTER_SECONDS = envint("FLIGHTREC_ABANDON_AFTER_SECONDS", 6 * 3600)
+DATA_UPLOAD_MAX_MEMORY_SIZE = FLIGHTREC_MAX_BODY_BYTES
+
+# --- Auth and static -------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+if TESTING:
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "sessions"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+if DEBUG or TESTING:
+    STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.getenv("FLIGHTREC_LOG_LEVEL", "INFO")},
+    "loggers": {"huey": {"level": "WARNING" if not DEBUG else "INFO"}},
+}

@@ -1,0 +1,311 @@
+"""The drain: inbox rows in, Session and Event rows out.
+
+The consumer side of the durability invariant (see DESIGN.md). Many inbox batches go
+into one transaction; events are bulk-inserted with the per-application uid constraint
+ignoring duplicates; sessions are upserted and their counters moved; only after the
+events' commit are the inbox rows deleted. A crash anywhere in between leaves the
+inbox rows in place, and draining them again inserts nothing twice: uids already
+stored are filtered out before seq numbers and counters are handed out.
+"""
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import orjson
+from django.conf import settings
+from django.db import connection, transaction
+
+from recorder.fields import from_micros, to_micros
+from recorder.models import ApiKey, Event, InboxBatch, Session, Severity
+
+log = logging.getLogger(__name__)
+
+EVENT_COLUMNS = (
+    "application_id", "session_id", "seq", "ts", "received_at", "type", "source", "severity",
+    "key", "correlation_id", "actor", "message", "payload", "state", "uid", "size", "redacted",
+)  # fmt: skip
+# SQLite limits a statement to 32766 parameters; stay well under for uid lookups.
+LOOKUP_CHUNK = 500
+
+
+@dataclass
+class DrainStats:
+    batches: int = 0
+    events: int = 0
+    duplicates: int = 0
+    seconds: float = 0.0
+
+    def add(self, other: "DrainStats") -> None:
+        self.batches += other.batches
+        self.events += other.events
+        self.duplicates += other.duplicates
+        self.seconds += other.seconds
+
+
+def inbox_drain(*, max_batches: int = 200, max_events: int = 20_000) -> DrainStats:
+    """Drain the inbox until it is empty. Safe to run from several workers at once."""
+    total = DrainStats()
+    while True:
+        stats = drain_once(max_batches=max_batches, max_events=max_events)
+        if stats.batches == 0:
+            return total
+        total.add(stats)
+
+
+def drain_once(*, max_batches: int = 200, max_events: int = 20_000) -> DrainStats:
+    """One transaction's worth: up to max_batches inbox rows or about max_events events."""
+    started = time.perf_counter()
+    same_db = settings.INBOX_DB == "default"
+    with transaction.atomic():
+        rows = _claim(max_batches, max_events, lock=same_db)
+        if not rows:
+            return DrainStats()
+        stats = apply_batches(rows)
+        if same_db:
+            # PostgreSQL: one transaction covers the events and the inbox delete.
+            InboxBatch.objects.filter(id__in=[r.id for r in rows]).delete()
+    if not same_db:
+        # SQLite: the inbox is another file, so this is a second commit. A crash right
+        # here leaves rows that the next drain finds already stored and skips.
+        InboxBatch.objects.filter(id__in=[r.id for r in rows]).delete()
+    stats.seconds = time.perf_counter() - started
+    return stats
+
+
+def _claim(max_batches: int, max_events: int, *, lock: bool) -> list[InboxBatch]:
+    qs = InboxBatch.objects.order_by("id")
+    if lock and connection.features.has_select_for_update_skip_locked:
+        # Several consumers on PostgreSQL each take different rows.
+        qs = qs.select_for_update(skip_locked=True)
+    rows, events = [], 0
+    for row in qs[:max_batches]:
+        if rows and events + row.event_count > max_events:
+            break
+        rows.append(row)
+        events += row.event_count
+    return rows
+
+
+class _Sessions:
+    """The sessions a drain touches, loaded once, changed in memory, saved once."""
+
+    def __init__(self):
+        self.by_key: dict[tuple[int, str], Session] = {}
+        self.changed: set[tuple[int, str]] = set()
+
+    def load(self, wanted: dict[tuple[int, str], dict]) -> None:
+        by_app = defaultdict(list)
+        for app_id, key in wanted:
+            by_app[app_id].append(key)
+        missing = []
+        for app_id, keys in by_app.items():
+            for found in Session.objects.filter(application_id=app_id, key__in=keys):
+                self.by_key[(app_id, found.key)] = found
+        for (app_id, key), first in wanted.items():
+            if (app_id, key) not in self.by_key:
+                missing.append(
+                    Session(
+                        application_id=app_id,
+                        key=key,
+                        started_at=from_micros(first["started_us"]),
+                        metadata=first["metadata"],
+                    )
+                )
+        if missing:
+            # ignore_conflicts: another consumer may create the same session right now.
+            Session.objects.bulk_create(missing, ignore_conflicts=True)
+            for app_id, keys in _group(missing).items():
+                for found in Session.objects.filter(application_id=app_id, key__in=keys):
+                    self.by_key[(app_id, found.key)] = found
+
+    def get(self, app_id: int, key: str) -> Session:
+        self.changed.add((app_id, key))
+        return self.by_key[(app_id, key)]
+
+    def save(self) -> None:
+        fields = [
+            "status", "status_reason", "started_at", "ended_at", "last_event_at", "metadata",
+            "event_count", "error_count", "byte_count", "last_seq",
+        ]  # fmt: skip
+        changed = [self.by_key[k] for k in self.changed]
+        if changed:
+            Session.objects.bulk_update(changed, fields, batch_size=200)
+
+
+def _group(sessions: list[Session]) -> dict[int, list[str]]:
+    out = defaultdict(list)
+    for s in sessions:
+        out[s.application_id].append(s.key)
+    return out
+
+
+def _wanted_sessions(docs) -> dict[tuple[int, str], dict]:
+    """Every session the batches mention, with what to create it from if it is new."""
+    wanted: dict[tuple[int, str], dict] = {}
+    for row, doc in docs:
+        received = to_micros(row.received_at)
+        if row.kind == InboxBatch.Kind.EVENTS:
+            for key, meta in doc["sessions"].items():
+                wanted.setdefault((row.application_id, key), {"started_us": None, "metadata": {}})
+                if meta:
+                    wanted[(row.application_id, key)]["metadata"] = meta
+            for ev in doc["events"]:
+                entry = wanted[(row.application_id, ev["session"])]
+                if entry["started_us"] is None or ev["ts"] < entry["started_us"]:
+                    entry["started_us"] = ev["ts"]
+        else:
+            meta = doc["metadata"]
+            entry = wanted.setdefault(
+                (row.application_id, doc["key"]), {"started_us": None, "metadata": {}}
+            )
+            if row.kind == InboxBatch.Kind.SESSION:
+                entry["metadata"] = {k: v for k, v in meta.items() if k != "started_at"}
+                if meta.get("started_at") is not None:
+                    entry["started_us"] = meta["started_at"]
+            if entry["started_us"] is None:
+                entry["started_us"] = received
+    return wanted
+
+
+def _known_uids(app_id: int, uids: list[str]) -> set[str]:
+    known = set()
+    for i in range(0, len(uids), LOOKUP_CHUNK):
+        chunk = uids[i : i + LOOKUP_CHUNK]
+        known.update(
+            Event.objects.filter(application_id=app_id, uid__in=chunk).values_list("uid", flat=True)
+        )
+    return known
+
+
+def _json_param(value):
+    """JSON column value for a raw INSERT on this database."""
+    if value is None:
+        return None
+    if connection.vendor == "postgresql":
+        from psycopg.types.json import Jsonb
+
+        return Jsonb(value, dumps=lambda v: orjson.dumps(v).decode())
+    return orjson.dumps(value).decode()
+
+
+def apply_batches(rows: list[InboxBatch]) -> DrainStats:
+    """Turn inbox rows into sessions and events, inside the caller's transaction."""
+    docs = [(row, orjson.loads(bytes(row.body))) for row in rows]
+    sessions = _Sessions()
+    sessions.load(_wanted_sessions(docs))
+
+    # uids already stored (a retried batch, or a re-drain after a crash) are skipped
+    # before any seq or counter is handed out, so counters stay exact.
+    uids_by_app = defaultdict(list)
+    for row, doc in docs:
+        if row.kind == InboxBatch.Kind.EVENTS:
+            uids_by_app[row.application_id].extend(ev["uid"] for ev in doc["events"])
+    seen = {app_id: _known_uids(app_id, uids) for app_id, uids in uids_by_app.items()}
+
+    stats = DrainStats(batches=len(rows))
+    values = []
+    key_used = {}
+    for row, doc in docs:
+        app_id = row.application_id
+        received = to_micros(row.received_at)
+        if row.api_key_id:
+            key_used[row.api_key_id] = row.received_at
+        if row.kind != InboxBatch.Kind.EVENTS:
+            _apply_session_op(sessions.get(app_id, doc["key"]), row.kind, doc["metadata"], received)
+            continue
+        for key, meta in doc["sessions"].items():
+            if meta:
+                session = sessions.get(app_id, key)
+                session.metadata = {**session.metadata, **meta}
+        app_seen = seen[app_id]
+        for ev in doc["events"]:
+            if ev["uid"] in app_seen:
+                stats.duplicates += 1
+                continue
+            app_seen.add(ev["uid"])
+            session = sessions.get(app_id, ev["session"])
+            session.last_seq += 1
+            _count(session, ev)
+            values.append(_row_values(app_id, session, ev, received))
+    if values:
+        columns = ", ".join(connection.ops.quote_name(c) for c in EVENT_COLUMNS)
+        marks = ", ".join(["%s"] * len(EVENT_COLUMNS))
+        with connection.cursor() as cursor:
+            # ON CONFLICT DO NOTHING (SQLite and PostgreSQL): the uid constraint is the
+            # last line of defence should two drains race on PostgreSQL.
+            cursor.executemany(
+                f"INSERT INTO {Event._meta.db_table} ({columns}) VALUES ({marks}) "
+                "ON CONFLICT DO NOTHING",
+                values,
+            )
+    stats.events = len(values)
+    sessions.save()
+    for key_id, used in key_used.items():
+        ApiKey.objects.filter(id=key_id).update(last_used_at=used)
+    return stats
+
+
+def _row_values(app_id: int, session: Session, ev: dict, received: int) -> tuple:
+    return (
+        app_id, session.id, session.last_seq, ev["ts"], received, ev["type"], ev.get("source"),
+        ev["severity"], ev.get("key"), ev.get("correlation_id"), ev.get("actor"),
+        ev.get("message"), _json_param(ev.get("payload")), _json_param(ev.get("state")),
+        ev["uid"], ev.get("size", 0), _json_param(ev.get("redacted")),
+    )  # fmt: skip
+
+
+def _count(session: Session, ev: dict) -> None:
+    ts = from_micros(ev["ts"])
+    session.event_count += 1
+    session.byte_count += ev.get("size", 0)
+    if ev["severity"] >= Severity.ERROR:
+        session.error_count += 1
+    if session.last_event_at is None or ts > session.last_event_at:
+        session.last_event_at = ts
+    if ts < session.started_at:
+        session.started_at = ts
+    if ev["severity"] >= Severity.FATAL or ev["type"] == "crash":
+        if session.status in (Session.Status.OPEN, Session.Status.ABANDONED):
+            session.status = Session.Status.CRASHED
+            what = ev.get("message") or ev["type"]
+            session.status_reason = f"fatal event: {what}"[:200]
+    elif session.status == Session.Status.ABANDONED:
+        # It was only quiet, not gone.
+        session.status = Session.Status.OPEN
+        session.status_reason = ""
+
+
+def _apply_session_op(session: Session, kind: str, meta: dict, received: int) -> None:
+    if kind == InboxBatch.Kind.SESSION:
+        if meta.get("started_at") is not None:
+            session.started_at = from_micros(meta["started_at"])
+        session.metadata = {
+            **session.metadata,
+            **{k: v for k, v in meta.items() if k != "started_at"},
+        }
+        return
+    # End marker: the app said goodbye. A crash it reports itself wins over "ended".
+    ended_us = meta.get("ended_at") or meta.get("ts")
+    if ended_us is None:
+        ended_us = to_micros(session.last_event_at) if session.last_event_at else received
+    session.ended_at = from_micros(ended_us)
+    if meta.get("status") == Session.Status.CRASHED:
+        session.status = Session.Status.CRASHED
+        session.status_reason = str(meta.get("reason") or "ended as crashed by the sender")[:200]
+    elif session.status != Session.Status.CRASHED:
+        session.status = Session.Status.ENDED
+        session.status_reason = str(meta.get("reason") or "end marker received")[:200]
+
+
+def sessions_mark_abandoned(*, now: datetime | None = None) -> int:
+    """Open sessions silent for longer than the idle limit are abandoned (no end marker)."""
+    now = now or datetime.now(UTC)
+    limit = settings.FLIGHTREC_ABANDON_AFTER_SECONDS
+    cutoff = from_micros(to_micros(now) - limit * 1_000_000)
+    return Session.objects.filter(status=Session.Status.OPEN, last_event_at__lt=cutoff).update(
+        status=Session.Status.ABANDONED,
+        status_reason=f"no end marker and no event for {limit // 60} minutes",
+    )

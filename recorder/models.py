@@ -1,0 +1,191 @@
+"""Applications, their API keys, sessions and events, and the ingestion inbox.
+
+`Session.key` and `Event.uid` are relied on by operators' scripts: keep those names.
+Timeline order is always (ts, seq).
+"""
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from recorder.fields import EpochMicrosField
+
+
+class Severity(models.IntegerChoices):
+    # Same numbers as Python's logging levels, so log records map without a table.
+    DEBUG = 10, "debug"
+    INFO = 20, "info"
+    WARN = 30, "warn"
+    ERROR = 40, "error"
+    FATAL = 50, "fatal"
+
+
+class Application(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    environment = models.CharField(max_length=50, default="production")
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Per-application redaction rules on top of the defaults (see recorder/redaction.py).
+    redaction = models.JSONField(default=dict, blank=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="applications"
+    )
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        ADMIN = "admin"
+        VIEWER = "viewer"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    application = models.ForeignKey(Application, on_delete=models.CASCADE)
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "application"], name="membership_unique")
+        ]
+
+
+def hash_key(raw: str) -> str:
+    # Keys are 256 random bits, so a fast hash is enough: there is nothing to brute-force.
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class ApiKey(models.Model):
+    KEY_PREFIX = "fr_"
+
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="keys")
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=12)  # shown in lists so a key can be recognised
+    hashed = models.CharField(max_length=64, unique=True)
+    can_read = models.BooleanField(default=False)  # write-only unless granted
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    @classmethod
+    def generate(cls, application: Application, *, name: str = "", can_read: bool = False):
+        """Create a key; returns (ApiKey, raw_key). The raw key is never stored."""
+        raw = cls.KEY_PREFIX + secrets.token_urlsafe(32)
+        key = cls.objects.create(
+            application=application,
+            name=name,
+            prefix=raw[: len(cls.KEY_PREFIX) + 6],
+            hashed=hash_key(raw),
+            can_read=can_read,
+        )
+        return key, raw
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.application})"
+
+
+class Session(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open"
+        ENDED = "ended"
+        CRASHED = "crashed"
+        ABANDONED = "abandoned"
+
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="sessions")
+    key = models.CharField(max_length=128)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    status_reason = models.CharField(max_length=200, blank=True)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    last_event_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    event_count = models.BigIntegerField(default=0)
+    error_count = models.BigIntegerField(default=0)
+    byte_count = models.BigIntegerField(default=0)
+    # Highest seq handed out; the drain continues from here.
+    last_seq = models.BigIntegerField(default=0)
+    pinned = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["application", "key"], name="session_key_per_app")
+        ]
+        indexes = [
+            models.Index(fields=["application", "-started_at"], name="session_app_started"),
+            models.Index(fields=["-started_at"], name="session_started"),
+            models.Index(fields=["status", "last_event_at"], name="session_status_last"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.application}/{self.key}"
+
+
+class Event(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    # Denormalised from the session: the uid is unique per application, and
+    # cross-session queries (by time, by correlation id) are per application.
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="+")
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="events")
+    seq = models.BigIntegerField()
+    ts = EpochMicrosField()
+    received_at = EpochMicrosField()
+    type = models.CharField(max_length=64)
+    source = models.CharField(max_length=128, null=True, blank=True)
+    severity = models.SmallIntegerField(choices=Severity.choices, default=Severity.INFO)
+    key = models.CharField(max_length=200, null=True, blank=True)
+    correlation_id = models.CharField(max_length=128, null=True, blank=True)
+    actor = models.CharField(max_length=128, null=True, blank=True)
+    message = models.TextField(null=True, blank=True)
+    payload = models.JSONField(null=True, blank=True)
+    state = models.JSONField(null=True, blank=True)
+    uid = models.CharField(max_length=64)
+    size = models.IntegerField(default=0)  # bytes of the accepted envelope, for quotas
+    redacted = models.JSONField(null=True, blank=True)  # paths scrubbed, never the values
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["application", "uid"], name="event_uid_per_app")
+        ]
+        # Every timeline query is "one session, in (ts, seq) order, narrowed by one
+        # thing": these are the narrowings that are selective enough to need an index.
+        indexes = [
+            models.Index(fields=["session", "ts", "seq"], name="event_timeline"),
+            models.Index(fields=["session", "type", "ts", "seq"], name="event_type"),
+            models.Index(
+                fields=["session", "key", "ts", "seq"],
+                name="event_key",
+                condition=Q(key__isnull=False),
+            ),
+            models.Index(
+                fields=["application", "correlation_id"],
+                name="event_correlation",
+                condition=Q(correlation_id__isnull=False),
+            ),
+            models.Index(fields=["application", "ts"], name="event_app_ts"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} #{self.seq} in {self.session_id}"
+
+
+class InboxBatch(models.Model):
+    """One accepted request, durably spooled before the 202 goes out.
+
+    Lives in its own database file on SQLite (see recorder.routers). The drain turns
+    these into Session and Event rows and then deletes them.
+    """
+
+    class Kind(models.TextChoices):
+        EVENTS = "events"
+        SESSION = "session"  # start or update a session's metadata
+        END = "end"  # end marker for a session
+
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.EVENTS)
+    application_id = models.IntegerField()
+    api_key_id = models.IntegerField(null=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    event_count = models.IntegerField(default=0)
+    body = models.BinaryField()  # orjson document, see recorder.ingest.spool_document
