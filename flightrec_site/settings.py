@@ -140,7 +140,17 @@ HUEY = {
     # Tests run tasks inline; everything else goes through a real consumer process.
     "immediate": TESTING or envbool("FLIGHTREC_HUEY_IMMEDIATE"),
     "utc": True,
-    "consumer": {"workers": 2, "worker_type": "thread", "check_worker_health": True},
+    "consumer": {
+        "workers": 2,
+        "worker_type": "thread",
+        "check_worker_health": True,
+        # Poll the SQLite queue at least 4 times a second even when idle, so a woken
+        # drain starts within 250 ms (Huey's default backs off to 10 s). Redis blocks
+        # on the queue instead of polling.
+        "initial_delay": 0.05,
+        "backoff": 1.15,
+        "max_delay": 0.25,
+    },
 }
 if QUEUE_URL:
     HUEY.update({"huey_class": "huey.RedisHuey", "url": QUEUE_URL})

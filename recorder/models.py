@@ -51,6 +51,9 @@ class Membership(models.Model):
             models.UniqueConstraint(fields=["user", "application"], name="membership_unique")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.user} ({self.role} of {self.application})"
+
 
 def hash_key(raw: str) -> str:
     # Keys are 256 random bits, so a fast hash is enough: there is nothing to brute-force.
@@ -69,6 +72,9 @@ class ApiKey(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.application})"
+
     @classmethod
     def generate(cls, application: Application, *, name: str = "", can_read: bool = False):
         """Create a key; returns (ApiKey, raw_key). The raw key is never stored."""
@@ -81,9 +87,6 @@ class ApiKey(models.Model):
             can_read=can_read,
         )
         return key, raw
-
-    def __str__(self) -> str:
-        return f"{self.prefix}… ({self.application})"
 
 
 class Session(models.Model):
@@ -127,8 +130,14 @@ class Event(models.Model):
     id = models.BigAutoField(primary_key=True)
     # Denormalised from the session: the uid is unique per application, and
     # cross-session queries (by time, by correlation id) are per application.
-    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="+")
-    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="events")
+    # No single-column FK indexes: the composite indexes below start with these columns
+    # and serve the same lookups, and every index costs bytes and insert time per event.
+    application = models.ForeignKey(
+        Application, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    session = models.ForeignKey(
+        Session, on_delete=models.CASCADE, related_name="events", db_index=False
+    )
     seq = models.BigIntegerField()
     ts = EpochMicrosField()
     received_at = EpochMicrosField()
@@ -188,4 +197,7 @@ class InboxBatch(models.Model):
     api_key_id = models.IntegerField(null=True)
     received_at = models.DateTimeField(auto_now_add=True)
     event_count = models.IntegerField(default=0)
-    body = models.BinaryField()  # orjson document, see recorder.ingest.spool_document
+    body = models.BinaryField()  # orjson document, see "Spool format" in recorder/ingest.py
+
+    def __str__(self) -> str:
+        return f"inbox #{self.id}: {self.kind}, {self.event_count} events"
