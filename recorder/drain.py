@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 import orjson
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 
 from recorder.fields import from_micros, to_micros
 from recorder.models import ApiKey, Event, InboxBatch, Session, Severity
@@ -49,11 +49,30 @@ class DrainStats:
 def inbox_drain(*, max_batches: int = 200, max_events: int = 20_000) -> DrainStats:
     """Drain the inbox until it is empty. Safe to run from several workers at once."""
     total = DrainStats()
+    retries = 0
     while True:
-        stats = drain_once(max_batches=max_batches, max_events=max_events)
+        try:
+            stats = drain_once(max_batches=max_batches, max_events=max_events)
+        except OperationalError as exc:
+            # PostgreSQL may pick this transaction as a deadlock victim (e.g. against an
+            # UPDATE of many sessions). Nothing was committed: the rows are still there.
+            if _sqlstate(exc) not in RETRYABLE or retries >= 5:
+                raise
+            retries += 1
+            log.warning("drain transaction rolled back (%s); retrying", _sqlstate(exc))
+            time.sleep(0.05 * retries)
+            continue
         if stats.batches == 0:
             return total
         total.add(stats)
+
+
+# deadlock_detected, serialization_failure
+RETRYABLE = ("40P01", "40001")
+
+
+def _sqlstate(exc: Exception) -> str:
+    return getattr(exc.__cause__, "sqlstate", None) or ""
 
 
 def drain_once(*, max_batches: int = 200, max_events: int = 20_000) -> DrainStats:
@@ -97,30 +116,45 @@ class _Sessions:
         self.by_key: dict[tuple[int, str], Session] = {}
         self.changed: set[tuple[int, str]] = set()
 
-    def load(self, wanted: dict[tuple[int, str], dict]) -> None:
+    def load(self, wanted: dict[tuple[int, str], dict], *, lock: bool = False) -> None:
+        """Create the sessions that do not exist yet, then read them all.
+
+        lock=True (PostgreSQL, several consumers): the rows are read FOR UPDATE, so two
+        drains that touch the same session take turns and each continues from the
+        other's last_seq and counters instead of overwriting them. Inserts and locks go
+        in one global order, (application, key) then (application, id), so two drains
+        never wait on each other in a circle.
+        """
         by_app = defaultdict(list)
         for app_id, key in wanted:
             by_app[app_id].append(key)
-        missing = []
-        for app_id, keys in by_app.items():
-            for found in Session.objects.filter(application_id=app_id, key__in=keys):
-                self.by_key[(app_id, found.key)] = found
-        for (app_id, key), first in wanted.items():
-            if (app_id, key) not in self.by_key:
-                missing.append(
-                    Session(
-                        application_id=app_id,
-                        key=key,
-                        started_at=from_micros(first["started_us"]),
-                        metadata=first["metadata"],
-                    )
-                )
+        found = {
+            (app_id, key)
+            for app_id, keys in by_app.items()
+            for key in Session.objects.filter(application_id=app_id, key__in=keys).values_list(
+                "key", flat=True
+            )
+        }
+        missing = [
+            Session(
+                application_id=app_id,
+                key=key,
+                started_at=from_micros(first["started_us"]),
+                metadata=first["metadata"],
+            )
+            for (app_id, key), first in sorted(wanted.items())
+            if (app_id, key) not in found
+        ]
         if missing:
             # ignore_conflicts: another consumer may create the same session right now.
             Session.objects.bulk_create(missing, ignore_conflicts=True)
-            for app_id, keys in _group(missing).items():
-                for found in Session.objects.filter(application_id=app_id, key__in=keys):
-                    self.by_key[(app_id, found.key)] = found
+        lock = lock and connection.features.has_select_for_update
+        for app_id in sorted(by_app):
+            qs = Session.objects.filter(application_id=app_id, key__in=by_app[app_id])
+            if lock:
+                qs = qs.select_for_update().order_by("id")
+            for session in qs:
+                self.by_key[(app_id, session.key)] = session
 
     def get(self, app_id: int, key: str) -> Session:
         self.changed.add((app_id, key))
@@ -134,13 +168,6 @@ class _Sessions:
         changed = [self.by_key[k] for k in self.changed]
         if changed:
             Session.objects.bulk_update(changed, fields, batch_size=200)
-
-
-def _group(sessions: list[Session]) -> dict[int, list[str]]:
-    out = defaultdict(list)
-    for s in sessions:
-        out[s.application_id].append(s.key)
-    return out
 
 
 def _wanted_sessions(docs) -> dict[tuple[int, str], dict]:
@@ -202,6 +229,10 @@ def apply_batches(rows: list[InboxBatch]) -> DrainStats:
     """
     docs = [(row, orjson.loads(bytes(row.body))) for row in rows]
     wanted = _wanted_sessions(docs)
+    if settings.INBOX_DB == "default":
+        # Several drains can run at once here: hold the sessions for this transaction.
+        # The fast path's savepoint is inside, so a retry keeps the locks.
+        _Sessions().load(wanted, lock=True)
     try:
         with transaction.atomic():
             return _apply(docs, wanted, known=None)
@@ -271,7 +302,7 @@ def _apply(docs, wanted, *, known: dict[int, set[str]] | None) -> DrainStats:
             log.warning("drain inserted %d of %d rows", inserted, len(values))
     stats.events = len(values)
     sessions.save()
-    for key_id, used in key_used.items():
+    for key_id, used in sorted(key_used.items()):  # lock order, as for sessions
         ApiKey.objects.filter(id=key_id).update(last_used_at=used)
     return stats
 
@@ -324,7 +355,15 @@ def sessions_mark_abandoned(*, now: datetime | None = None) -> int:
     now = now or datetime.now(UTC)
     limit = settings.FLIGHTREC_ABANDON_AFTER_SECONDS
     cutoff = from_micros(to_micros(now) - limit * 1_000_000)
-    return Session.objects.filter(status=Session.Status.OPEN, last_event_at__lt=cutoff).update(
-        status=Session.Status.ABANDONED,
-        status_reason=f"no end marker and no event for {limit // 60} minutes",
-    )
+    quiet = Session.objects.filter(status=Session.Status.OPEN, last_event_at__lt=cutoff)
+    with transaction.atomic():
+        if connection.features.has_select_for_update_skip_locked:
+            # A session a drain holds right now is getting events, so it is not quiet;
+            # skipping it also keeps this UPDATE from deadlocking against the drain.
+            quiet = Session.objects.filter(
+                id__in=list(quiet.select_for_update(skip_locked=True).values_list("id", flat=True))
+            )
+        return quiet.update(
+            status=Session.Status.ABANDONED,
+            status_reason=f"no end marker and no event for {limit // 60} minutes",
+        )

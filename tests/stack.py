@@ -8,6 +8,7 @@ any of them. Nothing here fakes a part: these are the processes `make run` start
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -16,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,6 +26,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def with_database(url: str, name: str) -> str:
+    """The same PostgreSQL URL with another database name."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+def pg_execute(url: str, sql: str) -> None:
+    """One statement outside a transaction (CREATE/DROP DATABASE need that)."""
+    import psycopg
+
+    conninfo = url.replace("postgres://", "postgresql://", 1)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(sql)
 
 
 class Stack:
@@ -48,6 +65,14 @@ class Stack:
             **(env or {}),
         }
         self.env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        # On PostgreSQL every stack gets a database of its own, as it gets a fresh data
+        # directory on SQLite; stop() drops it.
+        self.pg_admin_url = self.env.get("DATABASE_URL") or None
+        self.pg_database = None
+        if self.pg_admin_url:
+            self.pg_database = f"flightrec_stack_{secrets.token_hex(4)}"
+            pg_execute(self.pg_admin_url, f'CREATE DATABASE "{self.pg_database}"')
+            self.env["DATABASE_URL"] = with_database(self.pg_admin_url, self.pg_database)
         self.ports = [free_port() for _ in range(webs)]
         self.webs: list[subprocess.Popen | None] = [None] * webs
         self.consumers: list[subprocess.Popen | None] = [None] * consumers
@@ -120,6 +145,9 @@ class Stack:
                     proc.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
+        if self.pg_database:
+            pg_execute(self.pg_admin_url, f'DROP DATABASE IF EXISTS "{self.pg_database}" WITH (FORCE)')
+            self.pg_database = None
 
     def wait_ready(self, i: int = 0, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
