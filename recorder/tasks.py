@@ -34,6 +34,10 @@ def wake_drain() -> None:
 def drain_inbox() -> None:
     if not HUEY.immediate:
         HUEY.get(WAKE_FLAG)  # get() also deletes: clear before reading the inbox
+    _drain_and_log()
+
+
+def _drain_and_log() -> None:
     stats = drain.inbox_drain()
     if stats.batches:
         log.info(
@@ -45,7 +49,7 @@ def drain_inbox() -> None:
 @db_periodic_task(crontab(minute="*"))
 def sweep_inbox() -> None:
     """Safety net for lost wake-ups; cheap when the inbox is empty."""
-    drain.inbox_drain()
+    _drain_and_log()
 
 
 @db_periodic_task(crontab(minute="*/5"))

@@ -146,7 +146,9 @@ class Stack:
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
         if self.pg_database:
-            pg_execute(self.pg_admin_url, f'DROP DATABASE IF EXISTS "{self.pg_database}" WITH (FORCE)')
+            pg_execute(
+                self.pg_admin_url, f'DROP DATABASE IF EXISTS "{self.pg_database}" WITH (FORCE)'
+            )
             self.pg_database = None
 
     def wait_ready(self, i: int = 0, timeout: float = 30) -> None:
@@ -190,6 +192,13 @@ class Stack:
         out = self.manage("shell", "-c", script)
         line = [x for x in out.splitlines() if x.startswith("RESULT=")][-1]
         return json.loads(line[len("RESULT=") :])
+
+    def wait_for(self, condition, *, timeout: float = 60, what: str = "the condition") -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"waited {timeout}s for {what}")
+            time.sleep(0.5)
 
     def inbox_depth(self) -> int:
         return self.query("result = InboxBatch.objects.count()")
