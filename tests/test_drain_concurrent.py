@@ -7,6 +7,7 @@ sessions; on SQLite the write lock serializes them. Either way every uid must be
 exactly once, and every session's counters and seq numbers must match its rows.
 """
 
+import os
 import re
 
 import pytest
@@ -86,6 +87,9 @@ def test_two_consumers_draining_one_inbox_store_every_event_once(tmp_path):
         assert s["event_count"] == s["last_seq"] == s["rows"], s
         assert s["error_count"] == s["errors"] == s["rows"] // PER_BATCH, s
         assert s["seqs_are_1_to_n"], f"seq numbers of {s['key']} have gaps or repeats"
+    if not os.getenv("FLIGHTREC_QUEUE_URL"):
+        return  # SqliteHuey: whichever consumer polls first may take every drain task
+    # Redis hands the four queued drains to the four blocked workers, two per consumer.
     drained = [
         re.findall(r"drained (\d+) batches", (stack.logs / f"consumer{i}.log").read_text())
         for i in range(2)
