@@ -65,6 +65,8 @@ class Stack:
             **(env or {}),
         }
         self.env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        for name in [k for k, v in self.env.items() if v is None]:  # env={"X": None} unsets X
+            del self.env[name]
         # On PostgreSQL every stack gets a database of its own, as it gets a fresh data
         # directory on SQLite; stop() drops it.
         self.pg_admin_url = self.env.get("DATABASE_URL") or None
@@ -91,7 +93,8 @@ class Stack:
         )
         if check and out.returncode != 0:
             raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
-        return out.stdout
+        # check=False: the caller looks at how it failed, so stderr too.
+        return out.stdout if check else out.stdout + out.stderr
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "ab")
