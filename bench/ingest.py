@@ -193,6 +193,10 @@ def ack_latency(stack: Stack, key: str, samples: int, background: list[bytes]) -
 
 
 def run(args) -> list[dict]:
+    if args.stack == "postgres":
+        from bench import ingest_postgres
+
+        return ingest_postgres.run(args)
     n = args.events or (40_000 if args.quick else 200_000)
     events = demo_mix(n)
     bodies = [orjson.dumps(events[i : i + BATCH]) for i in range(0, n, BATCH)]

@@ -125,6 +125,12 @@ class Stack:
             args.append("--no-periodic")
         self.consumers[i] = self._spawn(f"consumer{i}", args)
 
+    def stop_web(self, i: int = 0) -> None:
+        proc = self.webs[i]
+        if proc and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=10)
+
     def kill(self, proc: subprocess.Popen | None) -> None:
         if proc and proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -1,5 +1,8 @@
 """Run the web server and the Huey consumer together, as `make run` does.
 
+`--consumers N` starts N consumers, of which only the first schedules periodic tasks
+(the others run with --no-periodic), the one rule of running several (docs/scaling.md).
+
 Both are child processes; Ctrl-C (or SIGTERM) stops both, and if either dies the other
 is stopped too, so a half-running recorder is never left behind.
 """
@@ -12,7 +15,7 @@ import time
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 
 class Command(BaseCommand):
@@ -28,8 +31,20 @@ class Command(BaseCommand):
             "--threads", type=int, default=int(os.getenv("FLIGHTREC_WEB_THREADS", "8"))
         )
         parser.add_argument("--consumer-workers", type=int, default=2)
+        parser.add_argument(
+            "--consumers",
+            type=int,
+            default=int(os.getenv("FLIGHTREC_CONSUMERS", "1")),
+            help="Huey consumer processes; only the first schedules periodic tasks",
+        )
 
-    def handle(self, host, port, web_workers, threads, consumer_workers, **options):
+    def handle(self, host, port, web_workers, threads, consumer_workers, consumers, **options):
+        if consumers > 1 and settings.INBOX_DB != "default":
+            # SQLite takes one writer at a time: more consumers only wait for each
+            # other and claim the same inbox rows.
+            raise CommandError(
+                "several consumers need PostgreSQL (DATABASE_URL); see docs/scaling.md"
+            )
         if not settings.DEBUG:
             call_command("collectstatic", interactive=False, verbosity=0)
         web = [
@@ -39,10 +54,12 @@ class Command(BaseCommand):
             "--access-logfile", "-", "--graceful-timeout", "5",
         ]  # fmt: skip
         consumer = [sys.executable, "manage.py", "run_huey", "--workers", str(consumer_workers)]
-        children = [
-            subprocess.Popen(web, cwd=settings.BASE_DIR),
-            subprocess.Popen(consumer, cwd=settings.BASE_DIR),
-        ]
+        children = [subprocess.Popen(web, cwd=settings.BASE_DIR)]
+        for i in range(max(1, consumers)):
+            # Exactly one scheduler: every consumer that schedules periodic tasks would
+            # enqueue each of them once more per tick.
+            extra = ["--no-periodic"] if i > 0 else []
+            children.append(subprocess.Popen(consumer + extra, cwd=settings.BASE_DIR))
         self.stdout.write(self.style.SUCCESS(f"flightrec is running at http://{host}:{port}/"))
         stopping = False
 

@@ -1,0 +1,190 @@
+"""Ingestion on PostgreSQL + Redis (`python -m bench ingest --stack postgres`).
+
+- flightrec: HTTP batches of 500 demo-mix events spread over 2 web processes (gunicorn)
+  with 2 Huey consumers, timed until the last event is in the Event table.
+- raw: the same rows into the same schema (a freshly migrated database on the same
+  server), by psycopg executemany with the drain's own INSERT (batches of 1,000 per
+  transaction), and by COPY.
+- 1 vs 2 consumers: the inbox is filled with the consumers stopped, then 1 (or 2)
+  consumers start and are timed until it is empty. On 2 shared cores this shows the
+  shape of the scaling, not what more cores would give.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import orjson
+
+from bench.ingest import BATCH, Poster, demo_mix, raw_rows
+from tests.stack import ROOT, Stack, pg_execute, with_database
+
+COLUMNS = (
+    "application_id, session_id, seq, ts, received_at, type, source, severity, key,"
+    " correlation_id, actor, message, payload, state, uid, size, redacted"
+)
+
+
+def _connect(url: str):
+    import psycopg
+
+    return psycopg.connect(url.replace("postgres://", "postgresql://", 1))
+
+
+def _event_count(url: str) -> int:
+    with _connect(url) as conn:
+        return conn.execute("SELECT COUNT(*) FROM recorder_event").fetchone()[0]
+
+
+def _wait_for_events(url: str, n: int, timeout: float = 900) -> None:
+    deadline = time.monotonic() + timeout
+    with _connect(url) as conn:
+        conn.autocommit = True
+        while conn.execute("SELECT COUNT(*) FROM recorder_event").fetchone()[0] < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{n} events were not stored in {timeout}s")
+            time.sleep(0.05)
+
+
+def post_all(stack: Stack, key: str, bodies: list[bytes], senders: int = 4) -> float:
+    """Post every body, round-robin over the stack's web processes; returns seconds."""
+    queue = list(bodies)
+    lock = threading.Lock()
+
+    def send(i: int):
+        poster = Poster(stack.ports[i % len(stack.ports)], key)
+        while True:
+            with lock:
+                if not queue:
+                    return
+                body = queue.pop()
+            poster.post(body)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(senders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started
+
+
+def end_to_end(bodies: list[bytes], n: int) -> tuple[float, float]:
+    """(seconds until acknowledged, seconds until stored) with 2 web + 2 consumers."""
+    stack = Stack(Path(tempfile.mkdtemp(prefix="flightrec-bench-")), webs=2, consumers=2)
+    try:
+        stack.start()
+        key = stack.manage("apikey", "bench").strip().splitlines()[-1]
+        started = time.perf_counter()
+        acked = post_all(stack, key, bodies)
+        _wait_for_events(stack.env["DATABASE_URL"], n)
+        return acked, time.perf_counter() - started
+    finally:
+        stack.stop()
+        shutil.rmtree(stack.data_dir, ignore_errors=True)
+
+
+def drain_rate(bodies: list[bytes], n: int, consumers: int) -> float:
+    """Seconds for `consumers` consumer processes to drain an inbox of n events."""
+    stack = Stack(Path(tempfile.mkdtemp(prefix="flightrec-bench-")), webs=1, consumers=consumers)
+    try:
+        stack.manage("bootstrap", "--no-demo")
+        stack.start_web(0)
+        key = stack.manage("apikey", "bench").strip().splitlines()[-1]
+        post_all(stack, key, bodies)
+        stack.stop_web(0)  # only the consumers work while they are timed
+        if _event_count(stack.env["DATABASE_URL"]):
+            raise RuntimeError("events were drained before the consumers started")
+        started = time.perf_counter()
+        for i in range(consumers):
+            stack.start_consumer(i)
+        _wait_for_events(stack.env["DATABASE_URL"], n)
+        return time.perf_counter() - started
+    finally:
+        stack.stop()
+        shutil.rmtree(stack.data_dir, ignore_errors=True)
+
+
+def raw_database(admin_url: str) -> str:
+    """A freshly migrated database on the same server: the schema the drain writes to."""
+    name = f"flightrec_raw_{int(time.time())}"
+    pg_execute(admin_url, f'CREATE DATABASE "{name}"')
+    url = with_database(admin_url, name)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v", "0"],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": url},
+        check=True,
+    )
+    return url
+
+
+def raw_insert(url: str, rows: list[tuple], n_sessions: int, *, copy: bool) -> float:
+    with _connect(url) as conn:
+        conn.execute("TRUNCATE recorder_event, recorder_session, recorder_application CASCADE")
+        conn.execute(
+            "INSERT INTO recorder_application (id, name, environment, created_at, redaction)"
+            " VALUES (999, 'raw', 'x', now(), '{}')"
+        )
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO recorder_session (id, application_id, key, status, status_reason,"
+                " started_at, created_at, metadata, event_count, error_count, byte_count,"
+                " last_seq, pinned) VALUES (%s, 999, %s, 'open', '', now(), now(), '{}',"
+                " 0, 0, 0, 0, false)",
+                [(i, f"s{i}") for i in range(1, n_sessions + 1)],
+            )
+        conn.commit()
+        marks = ", ".join(["%s"] * 12 + ["%s::jsonb", "%s::jsonb", "%s", "%s", "%s::jsonb"])
+        sql = f"INSERT INTO recorder_event ({COLUMNS}) VALUES ({marks}) ON CONFLICT DO NOTHING"
+        started = time.perf_counter()
+        for i in range(0, len(rows), 1000):
+            chunk = rows[i : i + 1000]
+            with conn.cursor() as cur:
+                if copy:
+                    with cur.copy(f"COPY recorder_event ({COLUMNS}) FROM STDIN") as c:
+                        for row in chunk:
+                            c.write_row(row)
+                else:
+                    cur.executemany(sql, chunk)
+            conn.commit()
+        return time.perf_counter() - started
+
+
+def run(args) -> list[dict]:
+    n = args.events or (40_000 if args.quick else 200_000)
+    admin_url = os.environ["DATABASE_URL"]
+    events = demo_mix(n)
+    bodies = [orjson.dumps(events[i : i + BATCH]) for i in range(0, n, BATCH)]
+
+    acked_s, stored_s = end_to_end(bodies, n)
+    one_s = drain_rate(bodies, n, consumers=1)
+    two_s = drain_rate(bodies, n, consumers=2)
+
+    rows, n_sessions = raw_rows(events)
+    raw_url = raw_database(admin_url)
+    try:
+        many_s = raw_insert(raw_url, rows, n_sessions, copy=False)
+        copy_s = raw_insert(raw_url, rows, n_sessions, copy=True)
+    finally:
+        pg_execute(admin_url, f'DROP DATABASE IF EXISTS "{raw_url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+    ours, many, copied = n / stored_s, n / many_s, n / copy_s
+    return [
+        {"name": "ingest end-to-end, PostgreSQL (2 web + 2 consumers)", "value": ours,
+         "unit": "events/s", "baseline": many, "ratio": ours / many,
+         "note": f"raw psycopg executemany of the drain's INSERT, same schema; {n} events, "
+                 f"batches of {BATCH}; all acknowledged after {acked_s:.1f}s; target ≥ 0.5"},
+        {"name": "ingest end-to-end vs raw COPY", "value": ours, "unit": "events/s",
+         "baseline": copied, "ratio": ours / copied, "note": "COPY in chunks of 1,000 rows"},
+        {"name": "drain, 1 consumer (2 threads)", "value": n / one_s, "unit": "events/s",
+         "note": "inbox filled first, then timed until empty"},
+        {"name": "drain, 2 consumers (2 threads each)", "value": n / two_s, "unit": "events/s",
+         "baseline": n / one_s, "ratio": one_s / two_s,
+         "note": "ratio = speed-up over 1 consumer, on 2 shared cores"},
+    ]  # fmt: skip
