@@ -74,8 +74,9 @@ def post_all(stack: Stack, key: str, bodies: list[bytes], senders: int = 4) -> f
     return time.perf_counter() - started
 
 
-def end_to_end(bodies: list[bytes], n: int) -> tuple[float, float]:
-    """(seconds until acknowledged, seconds until stored) with 2 web + 2 consumers."""
+def end_to_end(bodies: list[bytes], n: int) -> tuple[float, float, int]:
+    """(seconds until acknowledged, seconds until stored, bytes of the event table with
+    its TOAST and indexes) with 2 web + 2 consumers."""
     stack = Stack(Path(tempfile.mkdtemp(prefix="flightrec-bench-")), webs=2, consumers=2)
     try:
         stack.start()
@@ -83,7 +84,10 @@ def end_to_end(bodies: list[bytes], n: int) -> tuple[float, float]:
         started = time.perf_counter()
         acked = post_all(stack, key, bodies)
         _wait_for_events(stack.env["DATABASE_URL"], n)
-        return acked, time.perf_counter() - started
+        stored = time.perf_counter() - started
+        with _connect(stack.env["DATABASE_URL"]) as conn:
+            size = conn.execute("SELECT pg_total_relation_size('recorder_event')").fetchone()[0]
+        return acked, stored, size
     finally:
         stack.stop()
         shutil.rmtree(stack.data_dir, ignore_errors=True)
@@ -162,7 +166,8 @@ def run(args) -> list[dict]:
     events = demo_mix(n)
     bodies = [orjson.dumps(events[i : i + BATCH]) for i in range(0, n, BATCH)]
 
-    acked_s, stored_s = end_to_end(bodies, n)
+    ndjson = sum(len(orjson.dumps(ev)) + 1 for ev in events) / n
+    acked_s, stored_s, table_bytes = end_to_end(bodies, n)
     one_s = drain_rate(bodies, n, consumers=1)
     two_s = drain_rate(bodies, n, consumers=2)
 
@@ -187,4 +192,7 @@ def run(args) -> list[dict]:
         {"name": "drain, 2 consumers (2 threads each)", "value": n / two_s, "unit": "events/s",
          "baseline": n / one_s, "ratio": one_s / two_s,
          "note": "ratio = speed-up over 1 consumer, on 2 shared cores"},
+        {"name": "PostgreSQL bytes per event (TOAST and indexes included)",
+         "value": table_bytes / n, "unit": "B", "baseline": ndjson, "ratio": table_bytes / n / ndjson,
+         "note": "baseline = mean NDJSON size of the event"},
     ]  # fmt: skip

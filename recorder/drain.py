@@ -254,6 +254,24 @@ def _insert_sql() -> str:
     return f"INSERT INTO {Event._meta.db_table} ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING"
 
 
+def _copy_events(values: list[tuple]) -> int:
+    """PostgreSQL's fast path: COPY, about 2.5 times the rows per second of executemany
+    (bench/ingest_postgres.py). COPY has no ON CONFLICT: a uid already stored fails the
+    whole COPY, which rolls back to the fast path's savepoint and becomes a _Conflict."""
+    from psycopg.errors import UniqueViolation  # installed with the PostgreSQL backend
+
+    columns = ", ".join(connection.ops.quote_name(c) for c in EVENT_COLUMNS)
+    with connection.cursor() as cursor:
+        try:
+            # The psycopg cursor under Django's wrapper: Django has no COPY of its own.
+            with cursor.cursor.copy(f"COPY {Event._meta.db_table} ({columns}) FROM STDIN") as copy:
+                for row in values:
+                    copy.write_row(row)
+        except UniqueViolation:
+            raise _Conflict from None
+    return len(values)
+
+
 def _apply(docs, wanted, *, known: dict[int, set[str]] | None) -> DrainStats:
     sessions = _Sessions()
     sessions.load(wanted)
@@ -291,9 +309,13 @@ def _apply(docs, wanted, *, known: dict[int, set[str]] | None) -> DrainStats:
                 ev["uid"], ev.get("size", 0), ev.get("redacted"),
             ))  # fmt: skip
     if values:
-        with connection.cursor() as cursor:
-            cursor.executemany(_insert_sql(), values)
-            inserted = cursor.rowcount
+        if known is None and connection.vendor == "postgresql":
+            inserted = _copy_events(values)
+        else:
+            with connection.cursor() as cursor:
+                cursor.executemany(_insert_sql(), values)
+                # psycopg 3 and sqlite3 both sum the rows of every execution here.
+                inserted = cursor.rowcount
         if inserted != len(values):
             if known is None:
                 raise _Conflict
