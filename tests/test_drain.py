@@ -82,3 +82,22 @@ def test_quiet_open_sessions_are_marked_abandoned_and_reopen_on_new_events(shop,
     ingest.post([{"session": "s", "type": "log", "ts": datetime.now(UTC).isoformat()}])
     session.refresh_from_db()
     assert session.status == "open"
+
+
+def test_executemany_rowcount_is_the_number_of_rows_inserted_on_this_backend(shop):
+    # The careful path's check relies on it: psycopg 3 and sqlite3 both sum the
+    # affected rows over every execution, and ON CONFLICT DO NOTHING rows count 0.
+    from django.db import connection
+
+    session = Session.objects.create(application=shop, key="s", started_at=datetime.now(UTC))
+
+    def rows(uids):
+        return [(shop.id, session.id, i, 0, 0, "log", None, 20, None, None, None, None,
+                 '{"a": 1}', None, f"u{i}", 0, None) for i in uids]  # fmt: skip
+
+    with connection.cursor() as cursor:
+        cursor.executemany(drain._insert_sql(), rows(range(10)))
+        assert cursor.rowcount == 10
+        cursor.executemany(drain._insert_sql(), rows(range(5, 15)))
+        assert cursor.rowcount == 5
+    assert Event.objects.get(uid="u3").payload == {"a": 1}
