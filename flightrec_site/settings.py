@@ -205,5 +205,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.getenv("FLIGHTREC_LOG_LEVEL", "INFO")},
-    "loggers": {"huey": {"level": "WARNING" if not DEBUG else "INFO"}},
+    # run_huey installs its own handler on the "huey" logger: don't print twice.
+    "loggers": {"huey": {"level": "WARNING", "propagate": False}},
 }
