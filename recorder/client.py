@@ -471,19 +471,25 @@ class Recorder:
         hook = self._before_send
         for event in events:
             try:
-                # A copy through JSON: the caller may change its payload after record(),
-                # redaction must not edit the caller's objects, and odd values
-                # (datetime, Decimal, sets) become text instead of failing the batch.
-                event = json.loads(json.dumps(event, default=str))
+                event = dict(event)
                 event.setdefault("id", f"{prefix}{next(ids):x}")
                 event.setdefault("session", session)
-                if policy is not None:
-                    redaction.redact_event(event, policy)
-                if hook is not None:
-                    event = hook(event)
-                    if event is None:
-                        continue
-                lines.append(json.dumps(event, separators=(",", ":"), default=str).encode())
+                # Serialised first: a copy through JSON means redaction never edits the
+                # caller's objects, and odd values (datetime, Decimal, sets) become text
+                # instead of failing the batch. Most events have nothing to scrub, and
+                # then this first encoding is the line that is sent.
+                line = json.dumps(event, separators=(",", ":"), default=str)
+                if policy is not None or hook is not None:
+                    copy = json.loads(line)
+                    changed = policy is not None and redaction.redact_event(copy, policy)
+                    if hook is not None:
+                        copy = hook(copy)
+                        if copy is None:
+                            continue
+                        changed = True
+                    if changed:
+                        line = json.dumps(copy, separators=(",", ":"), default=str)
+                lines.append(line.encode())
             except Exception as exc:  # one bad event must not sink the batch
                 self._count_lost(1, f"event could not be prepared: {exc!r}")
         return lines
