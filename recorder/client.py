@@ -728,19 +728,29 @@ class Recorder:
         log.warning("flightrec: %d event(s) lost: %s", n, reason)
 
     def _report_loss(self) -> None:
-        """Tell the server, as an event, how many events could not be kept."""
-        if self.lost > self._lost_reported:
-            n = self.lost - self._lost_reported
-            self._lost_reported = self.lost
-            self._buf.appendleft(
-                {
-                    "ts": time.time(),
-                    "type": "flightrec:loss",
-                    "severity": "warn",
-                    "message": f"{n} event(s) could not be sent or spilled",
-                    "payload": {"lost": n, "total_lost": self.lost},
-                }
-            )
+        """Tell the server, as an event, how many events could not be kept. Sent on its
+        own and never spilled: when the spill is what failed, spilling the report would
+        only lose it too. Its id is fixed by the running total, so a retry is stored once."""
+        if self.lost <= self._lost_reported or not self._online():
+            return
+        total = self.lost
+        n = total - self._lost_reported
+        event = {
+            "id": f"{self._id_prefix}loss{total}",
+            "ts": time.time(),
+            "type": "flightrec:loss",
+            "severity": "warn",
+            "message": f"{n} event(s) could not be sent or spilled",
+            "payload": {"lost": n, "total_lost": total},
+        }
+        try:
+            self._send_lines(self._prepare([event]))
+        except _Retry as exc:
+            self._fail(exc)
+            return
+        except _Refused:
+            pass
+        self._lost_reported = total
 
 
 # --- Module-level default recorder -------------------------------------------------------

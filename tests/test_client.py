@@ -359,3 +359,51 @@ def test_clean_exit_flushes_at_exit_and_ends_the_session(live_server, shop_key, 
     subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=30)
     assert len(messages()) == 1234
     assert Session.objects.get().status == Session.Status.ENDED
+
+
+def test_events_that_cannot_be_spilled_are_counted_and_reported(live_server, shop_key, tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")  # the spill dir cannot be created under a file: like a full disk
+    port = free_port()
+    rec = Recorder(f"http://127.0.0.1:{port}", shop_key, spill_dir=blocker / "spill",
+                   install_hooks=False, timeout=1)  # fmt: skip
+    try:
+        for i in range(10):
+            rec.record("log", message=f"m{i}")
+        assert rec.flush(timeout=10) is False
+        assert rec.lost == 10
+        target = urlsplit(live_server.url)
+        forwarder = Forwarder(port, (target.hostname, target.port))
+        forwarder.start()
+        try:
+            deadline = time.monotonic() + 60
+            while not Event.objects.filter(type="flightrec:loss").exists():
+                assert time.monotonic() < deadline, "the loss was never reported"
+                rec.flush(timeout=5)
+                time.sleep(0.2)
+        finally:
+            rec.close(timeout=2)
+            forwarder.stop()
+    finally:
+        rec.close(timeout=1)
+    loss = Event.objects.get(type="flightrec:loss")
+    assert loss.payload == {"lost": 10, "total_lost": 10} and loss.severity == 30
+
+
+@pytest.mark.e2e
+def test_uncaught_exception_in_a_thread_records_a_fatal_event(live_server, shop_key, tmp_path):
+    script = (
+        "import threading\n"
+        "from recorder.client import Recorder\n"
+        f"rec = Recorder({live_server.url!r}, {shop_key!r}, spill_dir={str(tmp_path)!r})\n"
+        "def work():\n"
+        "    raise KeyError('sku')\n"
+        "t = threading.Thread(target=work, name='worker-1')\n"
+        "t.start(); t.join()\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=30)
+    crash = Event.objects.get(type="crash")
+    assert crash.payload["where"] == "thread worker-1" and "KeyError" in crash.payload["traceback"]
+    # The process itself exited normally, but the session keeps its crash.
+    assert Session.objects.get().status == Session.Status.CRASHED
