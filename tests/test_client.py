@@ -407,3 +407,24 @@ def test_uncaught_exception_in_a_thread_records_a_fatal_event(live_server, shop_
     assert crash.payload["where"] == "thread worker-1" and "KeyError" in crash.payload["traceback"]
     # The process itself exited normally, but the session keeps its crash.
     assert Session.objects.get().status == Session.Status.CRASHED
+
+
+def test_backpressure_429_is_retried_after_the_servers_retry_after(
+    live_server, shop_key, recorders, tmp_path, settings, monkeypatch
+):
+    from recorder import ingest
+
+    settings.FLIGHTREC_INBOX_MAX_EVENTS = 0  # every batch gets 429, Retry-After: 5
+    monkeypatch.setattr(ingest, "_checks", {})
+    rec = recorders(live_server.url, shop_key, spill_dir=tmp_path)
+    rec.record("log", message="m-held")
+    assert rec.flush(timeout=10) is False
+    assert rec._retry_at - time.monotonic() > 3  # waits as told, not its own 0.5 s backoff
+    assert messages() == []
+    settings.FLIGHTREC_INBOX_MAX_EVENTS = 1_000_000
+    ingest._checks.clear()
+    deadline = time.monotonic() + 20
+    while not rec.flush(timeout=5):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert messages() == ["m-held"]
