@@ -1,8 +1,12 @@
 from django.urls import path
 
-from recorder.views import health, sessions
+from recorder.views import health, logging_ingest, otlp, sessions
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
+    # Ingestion from tools people already run (see docs/clients.md).
+    path("v1/logs", otlp.logs, name="otlp-logs"),
+    path("v1/traces", otlp.traces, name="otlp-traces"),
+    path("ingest/logging", logging_ingest.logging_record, name="ingest-logging"),
     path("", sessions.sessions_list, name="sessions"),
 ]
