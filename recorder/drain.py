@@ -18,6 +18,7 @@ import orjson
 from django.conf import settings
 from django.db import connection, transaction
 
+from recorder import search
 from recorder.fields import from_micros, to_micros
 from recorder.models import ApiKey, Event, InboxBatch, Session, Severity
 
@@ -260,6 +261,8 @@ def _apply(docs, wanted, *, known: dict[int, set[str]] | None) -> DrainStats:
                 ev["uid"], ev.get("size", 0), ev.get("redacted"),
             ))  # fmt: skip
     if values:
+        # Everything above this id after the insert is ours (SQLite holds the write lock).
+        indexed_up_to = search.fts_last_event_id()
         with connection.cursor() as cursor:
             cursor.executemany(_insert_sql(), values)
             inserted = cursor.rowcount
@@ -269,6 +272,7 @@ def _apply(docs, wanted, *, known: dict[int, set[str]] | None) -> DrainStats:
             # Only a concurrent drain on PostgreSQL can get here; the constraint kept
             # the row single, the counters of this drain are off by the difference.
             log.warning("drain inserted %d of %d rows", inserted, len(values))
+        search.fts_index_new_events(indexed_up_to)
     stats.events = len(values)
     sessions.save()
     for key_id, used in key_used.items():

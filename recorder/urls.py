@@ -1,6 +1,6 @@
 from django.urls import path
 
-from recorder.views import health, logging_ingest, otlp, sessions
+from recorder.views import correlation, health, logging_ingest, otlp, sessions, timeline
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -9,4 +9,6 @@ urlpatterns = [
     path("v1/traces", otlp.traces, name="otlp-traces"),
     path("ingest/logging", logging_ingest.logging_record, name="ingest-logging"),
     path("", sessions.sessions_list, name="sessions"),
+    path("sessions/<int:session_id>", timeline.timeline, name="timeline"),
+    path("correlation/<str:correlation_id>", correlation.correlation, name="correlation"),
 ]
