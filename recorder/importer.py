@@ -31,7 +31,7 @@ from typing import IO, Any
 import orjson
 from django.db import connection, transaction
 
-from recorder import drain, ingest, redaction
+from recorder import drain, ingest, redaction, search
 from recorder.fields import from_micros, to_micros
 from recorder.models import Application, Event, Session
 
@@ -85,7 +85,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 
 def open_input(raw: IO[bytes]) -> IO[bytes]:
     """The file as bytes, gunzipped if it starts with the gzip magic number."""
-    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)
+    buffered = raw if hasattr(raw, "peek") else io.BufferedReader(raw)
     if buffered.peek(2)[:2] == GZIP_MAGIC:
         return gzip.GzipFile(fileobj=buffered, mode="rb")
     return buffered
@@ -274,12 +274,15 @@ def _known_uids(app_id: int, uids: list[str]) -> set[str]:
 def _insert(values: list[tuple]) -> None:
     columns = ", ".join(connection.ops.quote_name(c) for c in drain.EVENT_COLUMNS)
     marks = ", ".join(["%s"] * len(drain.EVENT_COLUMNS))
+    # Like the drain: the new rows go into the full-text index in the same transaction.
+    indexed_up_to = search.fts_last_event_id()
     with connection.cursor() as cursor:
         cursor.executemany(
             f"INSERT INTO {Event._meta.db_table} ({columns}) VALUES ({marks}) "
             "ON CONFLICT DO NOTHING",
             values,
         )
+    search.fts_index_new_events(indexed_up_to)
 
 
 def import_stream(

@@ -3,6 +3,7 @@
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError
 
+from recorder.api.export import router as export_router
 from recorder.api.ingest import router as ingest_router
 from recorder.api.sessions import router as sessions_router
 from recorder.ingest import IngestError
@@ -34,3 +35,4 @@ def ingest_error(request, exc: IngestError):
 
 api.add_router("", ingest_router)
 api.add_router("", sessions_router)
+api.add_router("", export_router)
