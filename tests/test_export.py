@@ -287,3 +287,28 @@ def test_export_command_finds_a_session_by_key_and_writes_har(demo_sessions, tmp
     path = tmp_path / "run.har"
     call_command("export", "mobile-run", "--app", "demo", "--format", "har", "-o", str(path))
     assert_valid_har(orjson.loads(path.read_bytes()))
+
+
+@pytest.mark.e2e
+def test_exporting_a_million_event_session_keeps_peak_rss_growth_under_50_mb():
+    """In a fresh process (bench.export's memory phase): the session is written with raw
+    executemany by another process, then exported to /dev/null while ru_maxrss is read
+    before and after."""
+    from bench.export import measure_memory
+
+    measured = measure_memory(1_000_000)
+    assert measured["lines"] == 1_000_001
+    assert measured["growth_mb"] < 50, measured
+
+
+def test_export_command_applies_filter_bar_filters(demo_sessions, tmp_path):
+    from django.core.management import call_command
+
+    session = demo_sessions["mobile-run"]
+    path = tmp_path / "errors.ndjson"
+    call_command("export", str(session.id), "--filter", "severity:>=error", "-o", str(path))
+    rows = lines(path.read_bytes())
+    expected = Event.objects.filter(session=session, severity__gte=40).count()
+    assert len(rows) - 1 == expected > 0
+    assert {r["severity"] for r in rows[1:]} <= {"error", "fatal"}
+    assert rows[0]["filters"] == {"severity": ["error"]}

@@ -6,8 +6,8 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from recorder import export
-from recorder.models import Application, Session
+from recorder import export, queries
+from recorder.models import Application, Event, Session
 
 
 class Command(BaseCommand):
@@ -24,19 +24,31 @@ class Command(BaseCommand):
         parser.add_argument("--app", help="application name")
         parser.add_argument("--from", dest="start", help="audit export: from (RFC 3339)")
         parser.add_argument("--to", dest="end", help="audit export: until, exclusive")
+        parser.add_argument(
+            "--filter", dest="filter_bar", default="",
+            help='timeline filters, as in the filter bar: "type:http severity:>=warn status>=500"',
+        )  # fmt: skip
 
-    def handle(self, session, format, output, gzip, app, start, end, **options):
+    def handle(self, session, format, output, gzip, app, start, end, filter_bar, **options):
         gzipped = gzip or bool(output and output.endswith(".gz"))
         application = None
         if app:
             application = Application.objects.filter(name=app).first()
             if application is None:
                 raise CommandError(f"no application named {app!r}")
+        try:
+            filters = queries.parse_event_filters({"filter": filter_bar})
+        except queries.FilterError as exc:
+            raise CommandError(str(exc)) from None
+        events = queries.filter_events(Event.objects.all(), filters)
+        extra = {} if filters.is_empty() else {"filters": filters.to_params()}
         bar = tqdm(unit="ev", unit_scale=True, disable=not sys.stderr.isatty())
         if session is not None:
             found = self._session(session, application)
             bar.total = found.event_count
-            chunks = export.session_export(found, fmt=format, progress=bar.update)
+            chunks = export.session_export(
+                found, fmt=format, events=events, extra=extra, progress=bar.update
+            )
         elif application is not None:
             try:
                 window = export.parse_time(start), export.parse_time(end)
@@ -45,8 +57,9 @@ class Command(BaseCommand):
             if format == "har":
                 raise CommandError("an audit export is ndjson or json")
             chunks = export.application_export(
-                application, start=window[0], end=window[1], fmt=format, progress=bar.update
-            )
+                application, start=window[0], end=window[1], fmt=format, events=events,
+                progress=bar.update,
+            )  # fmt: skip
         else:
             raise CommandError("give a SESSION_ID, or --app for an audit export")
         if gzipped:
