@@ -26,6 +26,7 @@ import re
 import time
 import zlib
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -172,6 +173,40 @@ def _raw_rows(qs: QuerySet, columns: tuple[str, ...]) -> list[tuple]:
         return cursor.fetchall()
 
 
+# SQLite settings for the length of one export (see _sequential_reads).
+SQLITE_EXPORT_PRAGMAS = {"mmap_size": 0, "cache_size": -8000}
+
+
+@contextmanager
+def _sequential_reads(db_alias: str):
+    """On SQLite, read an export through a small page cache and without mmap.
+
+    An export reads every page of a session once, so neither helps it; but mapped pages
+    count in the process's resident size, and with the 256 MB mmap of our settings a
+    big export would leave the web worker hundreds of megabytes larger. The
+    connection's own settings come back afterwards (it is reused by other requests).
+    """
+    connection = connections[db_alias]
+    if connection.vendor != "sqlite":
+        yield
+        return
+    with connection.cursor() as cursor:
+        saved = {}
+        for name, value in SQLITE_EXPORT_PRAGMAS.items():
+            cursor.execute(f"PRAGMA {name}")
+            row = cursor.fetchone()
+            if row is None:  # an in-memory database has no mmap
+                continue
+            saved[name] = row[0]
+            cursor.execute(f"PRAGMA {name} = {int(value)}")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            for name, value in saved.items():
+                cursor.execute(f"PRAGMA {name} = {int(value)}")
+
+
 def session_event_rows(
     session: Session, *, events: QuerySet | None = None, chunk: int = CHUNK_ROWS
 ) -> Iterator[list[tuple]]:
@@ -184,18 +219,19 @@ def session_event_rows(
     base = (events if events is not None else Event.objects.all()).filter(session=session)
     base = base.order_by("ts", "seq")
     last: tuple[int, int] | None = None
-    while True:
-        qs = base
-        if last is not None:
-            ts, seq = last
-            qs = qs.filter(ts__gte=ts).filter(Q(ts__gt=ts) | Q(seq__gt=seq))
-        rows = _raw_rows(qs[:chunk], COLUMNS)
-        if not rows:
-            return
-        yield rows
-        if len(rows) < chunk:
-            return
-        last = (rows[-1][0], rows[-1][1])
+    with _sequential_reads(base.db):
+        while True:
+            qs = base
+            if last is not None:
+                ts, seq = last
+                qs = qs.filter(ts__gte=ts).filter(Q(ts__gt=ts) | Q(seq__gt=seq))
+            rows = _raw_rows(qs[:chunk], COLUMNS)
+            if not rows:
+                return
+            yield rows
+            if len(rows) < chunk:
+                return
+            last = (rows[-1][0], rows[-1][1])
 
 
 def application_event_rows(events: QuerySet, *, chunk: int = CHUNK_ROWS) -> Iterator[list[tuple]]:
@@ -207,18 +243,19 @@ def application_event_rows(events: QuerySet, *, chunk: int = CHUNK_ROWS) -> Iter
     base = events.order_by("ts", "id")
     columns = (*COLUMNS, "session__key", "id")
     last: tuple[int, int] | None = None
-    while True:
-        qs = base
-        if last is not None:
-            ts, row_id = last
-            qs = qs.filter(ts__gte=ts).filter(Q(ts__gt=ts) | Q(id__gt=row_id))
-        rows = _raw_rows(qs[:chunk], columns)
-        if not rows:
-            return
-        yield rows
-        if len(rows) < chunk:
-            return
-        last = (rows[-1][0], rows[-1][14])
+    with _sequential_reads(base.db):
+        while True:
+            qs = base
+            if last is not None:
+                ts, row_id = last
+                qs = qs.filter(ts__gte=ts).filter(Q(ts__gt=ts) | Q(id__gt=row_id))
+            rows = _raw_rows(qs[:chunk], columns)
+            if not rows:
+                return
+            yield rows
+            if len(rows) < chunk:
+                return
+            last = (rows[-1][0], rows[-1][14])
 
 
 # --- Formats ---------------------------------------------------------------------------
