@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import orjson
 from django.db import connection
 from django.db.models import BigIntegerField, BooleanField, Count, F, Func, Q, QuerySet, TextField
 from django.db.models.expressions import RawSQL
@@ -754,3 +755,83 @@ def sessions_page(
         value = getattr(last, name)
         next_cursor = encode_cursor(to_micros(value) if is_time else value, last.id)
     return items, next_cursor
+
+
+def compact_json(value: Any, limit: int = 300) -> str:
+    """One-line JSON for summaries."""
+    return orjson.dumps(value).decode()[:limit]
+
+
+def _bar_value(value: str) -> str:
+    return shlex.quote(value) if any(c.isspace() or c in "\"'" for c in value) else value
+
+
+def filter_bar_text(f: EventFilters) -> str:
+    """The filter-bar line that parses back to `f` (shown in the bar, used in links)."""
+    parts = []
+    if f.types:
+        parts.append("type:" + ",".join(f.types))
+    if f.min_severity is not None:
+        parts.append("severity:>=" + Severity(f.min_severity).label)
+    if f.sources:
+        parts.append("source:" + ",".join(f.sources))
+    for name, label in (("key", "key"), ("correlation_id", "correlation"), ("actor", "actor")):
+        if getattr(f, name):
+            parts.append(f"{label}:" + _bar_value(getattr(f, name)))
+    for name in ("since", "until"):
+        if getattr(f, name):
+            parts.append(f"{name}:" + getattr(f, name).isoformat().replace("+00:00", "Z"))
+    parts += [_bar_value(str(c)) for c in f.where]
+    parts += [_bar_value(w) for w in shlex.split(f.q)] if f.q else []
+    return " ".join(parts)
+
+
+# --------------------------------------------------------------------------------------
+# Correlation and latest-by-key
+# --------------------------------------------------------------------------------------
+
+MAX_LATEST_KEYS = 500
+
+
+def _app_q(app: str | None) -> Q:
+    if not app:
+        return Q()
+    return Q(application_id=int(app)) if app.isdigit() else Q(application__name=app)
+
+
+def correlation_events(principal, correlation_id: str, *, app: str | None = None):
+    """Events sharing a correlation id across the visible sessions (of one app if given);
+    uses the (application, correlation_id) index."""
+    from recorder.access import visible_events
+
+    return (
+        visible_events(principal)
+        .filter(_app_q(app), correlation_id=correlation_id)
+        .select_related("session__application")
+    )
+
+
+def latest_by_key(
+    principal, *, pattern: str, n: int = 1, session_id: int | None = None, app: str | None = None
+) -> list[dict]:
+    """[{key, events: latest n, newest first}] for keys matching pattern, sorted by key."""
+    from recorder.access import visible_events
+
+    if not 1 <= n <= 100:
+        raise FilterError("n: must be between 1 and 100")
+    qs = visible_events(principal).filter(_app_q(app), key__isnull=False)
+    if session_id is not None:
+        qs = qs.filter(session_id=session_id)
+    if pattern and pattern != "*":
+        qs = qs.filter(wildcard_q("key", pattern))
+    keys = list(qs.order_by("key").values_list("key", flat=True).distinct()[: MAX_LATEST_KEYS + 1])
+    if len(keys) > MAX_LATEST_KEYS:
+        raise FilterError(
+            f"pattern: {pattern!r} matches more than {MAX_LATEST_KEYS} keys; narrow it"
+        )
+    out = []
+    for key in keys:
+        # One small query per key: each walks the (session, key, ts, seq) index backwards.
+        events = list(qs.filter(key=key).order_by("-ts", "-seq", "-id")[:n])
+        out.append({"key": key, "events": events})
+    return out
