@@ -149,3 +149,19 @@ def test_import_needs_a_write_key(client):
     assert (
         client.post("/api/v1/import", b"", content_type="application/x-ndjson").status_code == 401
     )
+
+
+def test_the_timeline_links_to_exports_with_its_current_filters(client, alice, run):
+    import html
+    import re
+
+    from django.urls import reverse
+
+    client.force_login(alice)
+    page = client.get(reverse("timeline", args=[run.id]), {"filter": "type:log severity:>=error"})
+    href = html.unescape(
+        re.search(r'<a href="([^"]+)" id="export-ndjson"', page.content.decode())[1]
+    )
+    r = client.get(href)
+    assert r.status_code == 200
+    assert [x["id"] for x in ndjson_lines(r)[1:]] == ["e5", "e10", "e20", "e25"]
