@@ -224,6 +224,29 @@ def _insert_sql() -> str:
     return f"INSERT INTO {Event._meta.db_table} ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING"
 
 
+def event_row(app_id: int, session: Session, ev: dict, received: int) -> tuple:
+    """The INSERT values of one event in spool form (recorder.ingest.event_spool_form),
+    in EVENT_COLUMNS order, after the caller moved the session's seq on."""
+    return (
+        app_id, session.id, session.last_seq, ev["ts"], received, ev["type"], ev.get("source"),
+        ev["severity"], ev.get("key"), ev.get("correlation_id"), ev.get("actor"),
+        ev.get("message"), ev.get("payload"), ev.get("state"), ev["uid"], ev.get("size", 0),
+        ev.get("redacted"),
+    )  # fmt: skip
+
+
+def insert_events(values: list[tuple]) -> int:
+    """Bulk insert (skipping stored uids) and index for full text, in the caller's
+    transaction. Returns how many rows were inserted (-1 if the driver cannot tell)."""
+    # Everything above this id after the insert is ours (the caller holds the write lock).
+    indexed_up_to = search.fts_last_event_id()
+    with connection.cursor() as cursor:
+        cursor.executemany(_insert_sql(), values)
+        inserted = cursor.rowcount
+    search.fts_index_new_events(indexed_up_to)
+    return inserted
+
+
 def _apply(docs, wanted, *, known: dict[int, set[str]] | None) -> DrainStats:
     sessions = _Sessions()
     sessions.load(wanted)
@@ -254,25 +277,15 @@ def _apply(docs, wanted, *, known: dict[int, set[str]] | None) -> DrainStats:
             session = sessions.get(app_id, ev["session"])
             session.last_seq += 1
             _count(session, ev)
-            values.append((
-                app_id, session.id, session.last_seq, ev["ts"], received, ev["type"],
-                ev.get("source"), ev["severity"], ev.get("key"), ev.get("correlation_id"),
-                ev.get("actor"), ev.get("message"), ev.get("payload"), ev.get("state"),
-                ev["uid"], ev.get("size", 0), ev.get("redacted"),
-            ))  # fmt: skip
+            values.append(event_row(app_id, session, ev, received))
     if values:
-        # Everything above this id after the insert is ours (SQLite holds the write lock).
-        indexed_up_to = search.fts_last_event_id()
-        with connection.cursor() as cursor:
-            cursor.executemany(_insert_sql(), values)
-            inserted = cursor.rowcount
+        inserted = insert_events(values)
         if inserted != len(values):
             if known is None:
                 raise _Conflict
             # Only a concurrent drain on PostgreSQL can get here; the constraint kept
             # the row single, the counters of this drain are off by the difference.
             log.warning("drain inserted %d of %d rows", inserted, len(values))
-        search.fts_index_new_events(indexed_up_to)
     stats.events = len(values)
     sessions.save()
     for key_id, used in key_used.items():
