@@ -116,19 +116,8 @@ DEFAULT_POLICY: dict[str, Any] = {
 # set-cookie the part "cookie", x-api-key the parts "api_key", JSESSIONID ends in
 # "sessionid". "pwd" alone is not a word: $PWD is a directory, not a password.
 DEFAULT_KEY_WORDS: tuple[str, ...] = (
-    "passwords?",
-    "passwd",
-    "passphrase",
-    "secrets?",
-    "token",
-    "api_keys?",
-    "auth",
-    "authorization",
-    "cookies?",
-    "credentials?",
-    "private_keys?",
-    "session_id",
-    "sessid",
+    "passwords?", "passwd", "passphrase", "secrets?", "token", "api_keys?", "auth",
+    "authorization", "cookies?", "credentials?", "private_keys?", "session_id", "sessid",
     "mysql_pwd",
 )
 # Words that only match the whole key: common as a prefix of harmless fields.
@@ -136,17 +125,10 @@ DEFAULT_EXACT_KEYS: frozenset[str] = frozenset({"session"})
 
 # Query/kv parameter names of signed URLs (AWS SigV4, GCS, Azure SAS, generic).
 # Matched case-insensitively on the exact name, in addition to the key rule.
-SIGNED_URL_PARAMS: frozenset[str] = frozenset(
-    {
-        "x-amz-signature",
-        "x-amz-credential",
-        "x-amz-security-token",
-        "signature",
-        "sig",
-        "x-goog-signature",
-        "x-goog-credential",
-    }
-)
+SIGNED_URL_PARAMS: frozenset[str] = frozenset({
+    "x-amz-signature", "x-amz-credential", "x-amz-security-token", "signature", "sig",
+    "x-goog-signature", "x-goog-credential",
+})
 
 # HTTP bodies: top-level payload keys, and "body" inside payload.request/response.
 BODY_KEYS: tuple[str, ...] = ("request_body", "response_body", "body")
@@ -167,8 +149,8 @@ _CLEAN_CACHE_MAX_LEN = 128
 # Key names
 # ---------------------------------------------------------------------------
 
-_CAMEL_1 = re.compile(r"([a-z0-9])([A-Z])")  # apiKey -> api_Key
-_CAMEL_2 = re.compile(r"([A-Z]+)([A-Z][a-z])")  # CSRFToken -> CSRF_Token
+_CAMEL_1 = re.compile(r"([a-z0-9])([A-Z])")          # apiKey -> api_Key
+_CAMEL_2 = re.compile(r"([A-Z]+)([A-Z][a-z])")       # CSRFToken -> CSRF_Token
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
 
@@ -235,9 +217,7 @@ _EMAIL_RE = re.compile(
 )
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4_RE = re.compile(rf"(?<![0-9.])({_OCTET}\.{_OCTET}\.{_OCTET}\.){_OCTET}(?!\.?[0-9])")
-_IPV6_RE = re.compile(
-    r"(?<![0-9A-Za-z:.])(?=[0-9A-Fa-f:]*:[0-9A-Fa-f]*:)[0-9A-Fa-f:]{2,39}(?![0-9A-Za-z:.])"
-)
+_IPV6_RE = re.compile(r"(?<![0-9A-Za-z:.])(?=[0-9A-Fa-f:]*:[0-9A-Fa-f]*:)[0-9A-Fa-f:]{2,39}(?![0-9A-Za-z:.])")
 
 
 def _luhn_ok(digits: str) -> bool:
@@ -321,18 +301,8 @@ class CompiledPolicy:
     """
 
     __slots__ = (
-        "policy",
-        "capture_bodies",
-        "body_limit",
-        "mask_emails",
-        "mask_ips",
-        "patterns",
-        "min_len",
-        "_key_re",
-        "_exact",
-        "_keep",
-        "_key_cache",
-        "_param_cache",
+        "policy", "capture_bodies", "body_limit", "mask_emails", "mask_ips",
+        "patterns", "min_len", "_key_re", "_exact", "_keep", "_key_cache", "_param_cache",
         "_clean",
     )
 
@@ -342,9 +312,7 @@ class CompiledPolicy:
         self.body_limit: int = policy["body_limit"]
         self.mask_emails: bool = policy["mask_emails"]
         self.mask_ips: bool = policy["mask_ips"]
-        self.patterns: tuple[re.Pattern[str], ...] = tuple(
-            re.compile(p) for p in policy["patterns"]
-        )
+        self.patterns: tuple[re.Pattern[str], ...] = tuple(re.compile(p) for p in policy["patterns"])
         extra = [normalize_key(k) for k in policy["extra_keys"]]
         self._key_re = _build_key_regex(list(DEFAULT_KEY_WORDS) + [k for k in extra if k])
         self._exact = DEFAULT_EXACT_KEYS
@@ -397,9 +365,7 @@ class CompiledPolicy:
             return s
         out = s
         if "=" in out:
-            out = _scrub_named(
-                out, _KV_START_RE, self._kv_value_span, self._is_secret_param, once=True
-            )
+            out = _scrub_named(out, _KV_START_RE, self._kv_value_span, self._is_secret_param, once=True)
             out = _scrub_named(out, _KV_RE, self._kv_value_span, self._is_secret_param)
         if "@" in out and "://" in out:
             out = _USERINFO_RE.sub(_userinfo_sub, out)
@@ -439,7 +405,7 @@ class CompiledPolicy:
 
 def _quoted_value_span(s: str, start: int) -> tuple[int, int]:
     """Span of the value after ``name:``/``name=``: inside quotes, or up to , } ] space."""
-    quote = s[start : start + 1]
+    quote = s[start:start + 1]
     rx = _QVALUE_RES.get(quote)
     if rx is not None:
         m = rx.match(s, start)
@@ -531,9 +497,7 @@ def _validate(policy: dict[str, Any] | None) -> dict[str, Any]:
         try:
             re.compile(pattern)
         except re.error as exc:
-            raise ValueError(
-                f"redaction policy patterns[{i}] {pattern!r} is not a valid regex: {exc}"
-            ) from None
+            raise ValueError(f"redaction policy patterns[{i}] {pattern!r} is not a valid regex: {exc}") from None
     return out
 
 
@@ -620,9 +584,7 @@ def _walk_list(lst: list[Any], path: str, p: CompiledPolicy, out: list[str], dep
                 _walk(lst, i, f"{path}[{i}]", p, out, depth + 1)
 
 
-def _walk(
-    container: Any, slot: Any, path: str, p: CompiledPolicy, out: list[str], depth: int
-) -> None:
+def _walk(container: Any, slot: Any, path: str, p: CompiledPolicy, out: list[str], depth: int) -> None:
     """Scrub ``container[slot]`` whatever its type (replacing it if it is a string)."""
     v = container[slot]
     tv = type(v)
@@ -747,9 +709,7 @@ def redact_event(event: dict[str, Any], policy: CompiledPolicy) -> list[str]:
     return out
 
 
-def redact_mapping(
-    data: dict[str, Any], policy: CompiledPolicy, prefix: str = "metadata"
-) -> list[str]:
+def redact_mapping(data: dict[str, Any], policy: CompiledPolicy, prefix: str = "metadata") -> list[str]:
     """Scrub a plain dict (session metadata) in place; return sorted scrubbed paths.
 
     ``prefix`` is only used to spell the paths (``metadata.token``).
