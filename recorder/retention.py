@@ -173,8 +173,14 @@ def _describe(session: Session) -> str:
 
 
 def _apply_session_policy(
-    result: PurgeResult, sessions: list[Session], *, dry_run: bool, extra: Q | None = None
+    result: PurgeResult,
+    sessions: list[Session],
+    *,
+    dry_run: bool,
+    planned: set[int],
+    extra: Q | None = None,
 ) -> PurgeResult:
+    planned.update(s.id for s in sessions)
     result.lines = [_describe(s) for s in sessions]
     if dry_run:
         result.sessions = len(sessions)
@@ -188,38 +194,42 @@ def _apply_session_policy(
 # --- Policies --------------------------------------------------------------------------
 
 
-def _deletable(app: Application):
-    return Session.objects.filter(application=app, pinned=False)
+def _deletable(app: Application, planned: set[int]):
+    # planned: sessions an earlier policy of this run removes (or, in a dry run, would
+    # remove); later policies skip them, so a dry run reports what the real run does.
+    return Session.objects.filter(application=app, pinned=False).exclude(id__in=planned)
 
 
-def purge_max_age(app: Application, policy: Policy, *, now: datetime, dry_run: bool):
+def purge_max_age(
+    app: Application, policy: Policy, *, now: datetime, dry_run: bool, planned: set[int]
+):
     if not policy.retention_days:
         return None
     cutoff = now - timedelta(days=policy.retention_days)
-    old = _deletable(app).filter(
+    old = _deletable(app, planned).filter(
         Q(last_event_at__lt=cutoff) | Q(last_event_at__isnull=True, created_at__lt=cutoff)
     )
     result = PurgeResult("max_age", app, f"older than {policy.retention_days} days")
     # ts__lt=cutoff: an event with a fresh timestamp arriving meanwhile is not removed.
     return _apply_session_policy(
-        result, list(old.order_by("id")), dry_run=dry_run, extra=Q(ts__lt=cutoff)
+        result, list(old.order_by("id")), dry_run=dry_run, planned=planned, extra=Q(ts__lt=cutoff)
     )
 
 
-def purge_max_sessions(app: Application, policy: Policy, *, dry_run: bool):
+def purge_max_sessions(app: Application, policy: Policy, *, dry_run: bool, planned: set[int]):
     if not policy.max_sessions:
         return None
-    extra = _deletable(app).order_by("-started_at", "-id")[policy.max_sessions :]
+    extra = _deletable(app, planned).order_by("-started_at", "-id")[policy.max_sessions :]
     result = PurgeResult("max_sessions", app, f"keep the newest {policy.max_sessions}")
-    return _apply_session_policy(result, list(extra), dry_run=dry_run)
+    return _apply_session_policy(result, list(extra), dry_run=dry_run, planned=planned)
 
 
-def purge_max_events(app: Application, policy: Policy, *, dry_run: bool):
+def purge_max_events(app: Application, policy: Policy, *, dry_run: bool, planned: set[int]):
     limit = policy.max_events_per_session
     if not limit or policy.overflow != "drop_oldest":
         return None
     result = PurgeResult("max_events", app, f"keep the newest {limit} events per session")
-    for session in _deletable(app).filter(event_count__gt=limit).order_by("id"):
+    for session in _deletable(app, planned).filter(event_count__gt=limit).order_by("id"):
         excess = session.event_count - limit
         result.lines.append(f"  session {session.id} {session.key!r}: oldest {excess} events")
         if dry_run:
@@ -308,11 +318,14 @@ def bodies_drop(*, target_bytes: int, app: Application | None, dry_run: bool) ->
     return result
 
 
-def purge_budget(*, app: Application | None, dry_run: bool) -> list[PurgeResult]:
+def purge_budget(
+    *, app: Application | None, dry_run: bool, planned: set[int] | None = None
+) -> list[PurgeResult]:
     """Keep the database under FLIGHTREC_MAX_DB_BYTES: bodies first, then oldest sessions."""
     budget = settings.FLIGHTREC_MAX_DB_BYTES
     if not budget:
         return []
+    planned = set() if planned is None else planned
     results = []
     used = storage.database_used_bytes()
     soft = int(budget * settings.FLIGHTREC_BODY_DROP_RATIO)
@@ -331,19 +344,19 @@ def purge_budget(*, app: Application | None, dry_run: bool) -> list[PurgeResult]
             break
         overhead = _disk_overhead(used)
         need = used - budget
-        candidates = Session.objects.filter(pinned=False)
+        candidates = Session.objects.filter(pinned=False).exclude(id__in=planned)
         if app is not None:
             candidates = candidates.filter(application=app)
-        chosen, planned = [], 0
+        chosen, estimate = [], 0.0
         for session in candidates.order_by(F("last_event_at").asc(nulls_first=True), "id"):
             chosen.append(session)
-            planned += max(session.byte_count, 1) * overhead
-            if planned >= need:
+            estimate += max(session.byte_count, 1) * overhead
+            if estimate >= need:
                 break
         if not chosen:
             break
         result = PurgeResult("max_db_bytes", app, f"budget {budget} bytes, used {used}")
-        results.append(_apply_session_policy(result, chosen, dry_run=dry_run))
+        results.append(_apply_session_policy(result, chosen, dry_run=dry_run, planned=planned))
         if dry_run:
             break
         storage.vacuum_incremental()
@@ -371,6 +384,7 @@ def purge_run(
     started = datetime.now(UTC)
     now = now or started
     apps = [app] if app is not None else list(Application.objects.order_by("id"))
+    planned: set[int] = set()
     results: list[PurgeResult] = []
 
     def keep(result):
@@ -381,10 +395,10 @@ def purge_run(
 
     for application in apps:
         policy = policy_for(application)
-        keep(purge_max_age(application, policy, now=now, dry_run=dry_run))
-        keep(purge_max_sessions(application, policy, dry_run=dry_run))
-        keep(purge_max_events(application, policy, dry_run=dry_run))
-    for result in purge_budget(app=app, dry_run=dry_run):
+        keep(purge_max_age(application, policy, now=now, dry_run=dry_run, planned=planned))
+        keep(purge_max_sessions(application, policy, dry_run=dry_run, planned=planned))
+        keep(purge_max_events(application, policy, dry_run=dry_run, planned=planned))
+    for result in purge_budget(app=app, dry_run=dry_run, planned=planned):
         keep(result)
     if dry_run:
         return results
