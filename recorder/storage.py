@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import connections
 from django.db.models import Count, Min, Sum
 
 from recorder.models import InboxBatch, PurgeLog, Session, StorageSample
@@ -102,11 +102,21 @@ def vacuum_incremental(alias: str = "default") -> int:
         return 0
     freed = 0
     pause = settings.FLIGHTREC_PURGE_PAUSE_MS / 1000
+    if conn.in_atomic_block:
+        # Inside the caller's transaction (tests): one page per statement step.
+        with conn.cursor() as cursor:
+            while (free := _pragma(alias, "freelist_count")) > 0:
+                cursor.execute("PRAGMA incremental_vacuum")
+                freed += 1
+        return freed
     while (free := _pragma(alias, "freelist_count")) > 0:
-        with transaction.atomic(using=alias), conn.cursor() as cursor:
-            cursor.execute(f"PRAGMA incremental_vacuum({min(free, VACUUM_STEP_PAGES)})")
-            cursor.fetchall()  # the pragma works one page per row stepped
-        freed += min(free, VACUUM_STEP_PAGES)
+        step = min(free, VACUUM_STEP_PAGES)
+        conn.ensure_connection()
+        # executescript steps the statement to the end; Python's execute() stops after
+        # the first step, and this pragma frees one page per step. Outside a transaction
+        # it is its own short write transaction.
+        conn.connection.executescript(f"PRAGMA incremental_vacuum({step});")
+        freed += step
         time.sleep(pause)
     return freed
 
