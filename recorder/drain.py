@@ -18,7 +18,7 @@ import orjson
 from django.conf import settings
 from django.db import connection, transaction
 
-from recorder import search
+from recorder import metrics, retention, search
 from recorder.fields import from_micros, to_micros
 from recorder.models import ApiKey, Event, InboxBatch, Session, Severity
 
@@ -38,12 +38,14 @@ class DrainStats:
     batches: int = 0
     events: int = 0
     duplicates: int = 0
+    refused: int = 0  # over a session's event limit with overflow "refuse"
     seconds: float = 0.0
 
     def add(self, other: "DrainStats") -> None:
         self.batches += other.batches
         self.events += other.events
         self.duplicates += other.duplicates
+        self.refused += other.refused
         self.seconds += other.seconds
 
 
@@ -66,6 +68,12 @@ def drain_once(*, max_batches: int = 200, max_events: int = 20_000) -> DrainStat
         if not rows:
             return DrainStats()
         stats = apply_batches(rows)
+        # In the same transaction as the events: the counters are exactly as durable.
+        metrics.drain_observe(
+            accepted=sum(r.event_count for r in rows), stored=stats.events,
+            duplicates=stats.duplicates, refused=stats.refused,
+            seconds=time.perf_counter() - started,
+        )  # fmt: skip
         if same_db:
             # PostgreSQL: one transaction covers the events and the inbox delete.
             InboxBatch.objects.filter(id__in=[r.id for r in rows]).delete()
@@ -130,7 +138,7 @@ class _Sessions:
     def save(self) -> None:
         fields = [
             "status", "status_reason", "started_at", "ended_at", "last_event_at", "metadata",
-            "event_count", "error_count", "byte_count", "last_seq",
+            "event_count", "error_count", "byte_count", "last_seq", "refused_count",
         ]  # fmt: skip
         changed = [self.by_key[k] for k in self.changed]
         if changed:
@@ -251,6 +259,7 @@ def _apply(docs, wanted, *, known: dict[int, set[str]] | None) -> DrainStats:
     sessions = _Sessions()
     sessions.load(wanted)
     stats = DrainStats(batches=len(docs))
+    limits = retention.refuse_limits({row.application_id for row, _ in docs})
     values = []
     key_used = {}
     seen: dict[int, set[str]] = defaultdict(set)
@@ -275,6 +284,12 @@ def _apply(docs, wanted, *, known: dict[int, set[str]] | None) -> DrainStats:
                 continue
             app_seen.add(ev["uid"])
             session = sessions.get(app_id, ev["session"])
+            if (limit := limits.get(app_id)) and session.event_count >= limit:
+                # The session is full and its application refuses rather than trims:
+                # count it on the session, where the dashboard shows it.
+                session.refused_count += 1
+                stats.refused += 1
+                continue
             session.last_seq += 1
             _count(session, ev)
             values.append(event_row(app_id, session, ev, received))

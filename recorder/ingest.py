@@ -30,7 +30,7 @@ from django.conf import settings
 from django.db import OperationalError, transaction
 from django.db.models import Sum
 
-from recorder import redaction, state
+from recorder import metrics, redaction, state
 from recorder.fields import to_micros
 from recorder.models import Application, InboxBatch, Severity
 
@@ -371,9 +371,11 @@ def check_admission() -> None:
     """Refuse with 503/429 before accepting anything we might not be able to keep."""
     free = _cached("disk", 1.0, lambda: shutil.disk_usage(settings.DATA_DIR).free)
     if free < settings.FLIGHTREC_MIN_FREE_DISK_BYTES:
+        metrics.ingest_rejected("low_disk")
         raise IngestError(503, f"low disk space: {free} bytes free in the data directory", 30)
     depth = _cached("depth", 1.0, inbox_depth)
     if depth >= settings.FLIGHTREC_INBOX_MAX_EVENTS:
+        metrics.ingest_rejected("backlog")
         raise IngestError(429, f"ingestion backlog of {depth} events; slow down", 5)
 
 
@@ -432,6 +434,8 @@ def events_accept(
         parts.append(_spool_event(event))
         sessions.setdefault(event["session"], {})
     rejected.sort(key=lambda r: r["index"])
+    if rejected:
+        metrics.ingest_rejected("invalid", len(rejected))
     if not parts:
         return AcceptResult(accepted=0, rejected=rejected, inbox_id=None)
     for meta in sessions.values():
@@ -506,6 +510,7 @@ def spool(**fields) -> InboxBatch:
     except OperationalError as exc:
         # "database or disk is full", or the busy timeout ran out: nothing was
         # acknowledged, so the sender keeps the batch and retries.
+        metrics.ingest_rejected("spool_failed")
         raise IngestError(503, f"could not store the batch: {exc}", 5) from None
     wake_drain()
     return row

@@ -13,7 +13,7 @@ import logging
 from huey import crontab
 from huey.contrib.djhuey import HUEY, db_periodic_task, db_task, on_startup
 
-from recorder import drain
+from recorder import drain, retention, storage
 
 log = logging.getLogger(__name__)
 WAKE_FLAG = "flightrec:drain-wanted"
@@ -51,6 +51,17 @@ def sweep_inbox() -> None:
 @db_periodic_task(crontab(minute="*/5"))
 def mark_abandoned_sessions() -> None:
     drain.sessions_mark_abandoned()
+
+
+@db_periodic_task(crontab(minute="17"))
+def purge() -> None:
+    """Hourly retention. Periodic tasks are scheduled by one consumer only: run the
+    others with `run_huey --no-periodic` (see README, Retention)."""
+    results = retention.purge_run()
+    storage.storage_sample()
+    for result in results:
+        if result.removed_anything:
+            log.info("purge: %s", result.summary(dry_run=False))
 
 
 @on_startup()
