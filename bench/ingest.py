@@ -116,42 +116,41 @@ def flightrec_ingest(stack: Stack, key: str, bodies: list[bytes], n: int, sender
     return acked, time.perf_counter() - started
 
 
-def raw_rows(events: list[dict]) -> list[tuple]:
+def raw_rows(events: list[dict], app_id: int, session_ids: dict[str, int]) -> list[tuple]:
     """The same rows the drain writes, built ahead so only the inserts are timed."""
     from recorder import ingest
 
     rows = []
-    sessions: dict[str, int] = {}
     seqs: dict[str, int] = {}
     now = int(time.time() * 1e6)
     for ev in events:
         norm = ingest.normalize_event(ev, session_key=None, received_us=now)
-        sid = sessions.setdefault(ev["session"], len(sessions) + 1)
         seqs[ev["session"]] = seqs.get(ev["session"], 0) + 1
         dumps = lambda v: None if v is None else orjson.dumps(v).decode()  # noqa: E731
         rows.append((
-            999, sid, seqs[ev["session"]], norm["ts"], now, norm["type"], norm.get("source"),
-            norm["severity"], norm.get("key"), norm.get("correlation_id"), norm.get("actor"),
-            norm.get("message"), dumps(norm.get("payload")), dumps(norm.get("state")),
-            ev["id"], len(orjson.dumps(norm)), None,
+            app_id, session_ids[ev["session"]], seqs[ev["session"]], norm["ts"], now,
+            norm["type"], norm.get("source"), norm["severity"], norm.get("key"),
+            norm.get("correlation_id"), norm.get("actor"), norm.get("message"),
+            dumps(norm.get("payload")), dumps(norm.get("state")), ev["id"],
+            len(orjson.dumps(norm)), None,
         ))  # fmt: skip
-    return rows, len(sessions)
+    return rows
 
 
-def raw_insert(template: Path, rows: list[tuple], n_sessions: int) -> float:
+def raw_insert(template: Path, ingested: Path, events: list[dict]) -> float:
+    """Insert the same events into a copy of the empty schema, with the sessions (and
+    the application) copied from the ingested database so the foreign keys hold."""
     db = template.parent / "raw.sqlite3"
     shutil.copy(template, db)
     con = sqlite3.connect(db, isolation_level=None)
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=FULL")
-    con.execute("INSERT INTO recorder_application (id, name, environment, created_at, redaction)"
-                " VALUES (999, 'raw', 'x', '2026-01-01', '{}')")  # fmt: skip
-    con.executemany(
-        "INSERT INTO recorder_session (id, application_id, key, status, status_reason, started_at,"
-        " created_at, metadata, event_count, error_count, byte_count, last_seq, pinned)"
-        " VALUES (?, 999, ?, 'open', '', '2026-01-01', '2026-01-01', '{}', 0, 0, 0, 0, 0)",
-        [(i, f"s{i}") for i in range(1, n_sessions + 1)],
-    )
+    con.execute("ATTACH DATABASE ? AS src", (str(ingested),))
+    con.execute("INSERT INTO recorder_session SELECT * FROM src.recorder_session")
+    session_ids = dict(con.execute("SELECT key, id FROM recorder_session"))
+    app_id = con.execute("SELECT application_id FROM recorder_session LIMIT 1").fetchone()[0]
+    con.execute("DETACH DATABASE src")
+    rows = raw_rows(events, app_id, session_ids)
     sql = (
         "INSERT INTO recorder_event (application_id, session_id, seq, ts, received_at, type,"
         " source, severity, key, correlation_id, actor, message, payload, state, uid, size,"
@@ -242,8 +241,7 @@ def run(args) -> list[dict]:
         acked_s, stored_s = flightrec_ingest(stack, key, bodies, n)
         after = _db_bytes(tmp / "flightrec.sqlite3")
 
-        rows, n_sessions = raw_rows(events)
-        raw_s = raw_insert(template, rows, n_sessions)
+        raw_s = raw_insert(template, tmp / "flightrec.sqlite3", events)
 
         background = [orjson.dumps([{**ev, "id": "bg" + ev["id"]} for ev in events[i : i + BATCH]])
                       for i in range(0, min(n, 60_000), BATCH)]  # fmt: skip
