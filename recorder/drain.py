@@ -11,7 +11,7 @@ stored are filtered out before seq numbers and counters are handed out.
 import logging
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import orjson
@@ -20,6 +20,7 @@ from django.db import connection, transaction
 
 from recorder.fields import from_micros, to_micros
 from recorder.models import ApiKey, Event, InboxBatch, Session, Severity
+from recorder.timetravel import keyframes_invalidate
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,11 @@ class DrainStats:
     events: int = 0
     duplicates: int = 0
     seconds: float = 0.0
+    # Sessions that received events: their keyframes may need building.
+    sessions: set[int] = field(default_factory=set)
 
     def add(self, other: "DrainStats") -> None:
+        self.sessions |= other.sessions
         self.batches += other.batches
         self.events += other.events
         self.duplicates += other.duplicates
@@ -208,6 +212,7 @@ def apply_batches(rows: list[InboxBatch]) -> DrainStats:
     stats = DrainStats(batches=len(rows))
     values = []
     key_used = {}
+    earliest: dict[int, int] = {}  # session id -> earliest ts inserted, for keyframes
     for row, doc in docs:
         app_id = row.application_id
         received = to_micros(row.received_at)
@@ -229,6 +234,8 @@ def apply_batches(rows: list[InboxBatch]) -> DrainStats:
             session = sessions.get(app_id, ev["session"])
             session.last_seq += 1
             _count(session, ev)
+            if ev["ts"] < earliest.get(session.id, ev["ts"] + 1):
+                earliest[session.id] = ev["ts"]
             values.append(_row_values(app_id, session, ev, received))
     if values:
         columns = ", ".join(connection.ops.quote_name(c) for c in EVENT_COLUMNS)
@@ -242,6 +249,9 @@ def apply_batches(rows: list[InboxBatch]) -> DrainStats:
                 values,
             )
     stats.events = len(values)
+    stats.sessions = set(earliest)
+    # A late event makes every keyframe after it wrong; drop them in this transaction.
+    keyframes_invalidate(earliest=earliest)
     sessions.save()
     for key_id, used in key_used.items():
         ApiKey.objects.filter(id=key_id).update(last_used_at=used)

@@ -5,6 +5,7 @@ from ninja.errors import AuthenticationError
 
 from recorder.api.ingest import router as ingest_router
 from recorder.api.sessions import router as sessions_router
+from recorder.api.timetravel import router as timetravel_router
 from recorder.ingest import IngestError
 
 api = NinjaAPI(
@@ -34,3 +35,4 @@ def ingest_error(request, exc: IngestError):
 
 api.add_router("", ingest_router)
 api.add_router("", sessions_router)
+api.add_router("", timetravel_router)
