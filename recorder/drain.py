@@ -18,6 +18,7 @@ import orjson
 from django.conf import settings
 from django.db import connection, transaction
 
+from recorder import search
 from recorder.fields import from_micros, to_micros
 from recorder.models import ApiKey, Event, InboxBatch, Session, Severity
 from recorder.timetravel import keyframes_invalidate
@@ -240,6 +241,8 @@ def apply_batches(rows: list[InboxBatch]) -> DrainStats:
     if values:
         columns = ", ".join(connection.ops.quote_name(c) for c in EVENT_COLUMNS)
         marks = ", ".join(["%s"] * len(EVENT_COLUMNS))
+        # Everything above this id after the insert is ours (SQLite holds the write lock).
+        indexed_up_to = search.fts_last_event_id()
         with connection.cursor() as cursor:
             # ON CONFLICT DO NOTHING (SQLite and PostgreSQL): the uid constraint is the
             # last line of defence should two drains race on PostgreSQL.
@@ -248,6 +251,7 @@ def apply_batches(rows: list[InboxBatch]) -> DrainStats:
                 "ON CONFLICT DO NOTHING",
                 values,
             )
+        search.fts_index_new_events(indexed_up_to)
     stats.events = len(values)
     stats.sessions = set(earliest)
     # A late event makes every keyframe after it wrong; drop them in this transaction.

@@ -7,6 +7,7 @@ from recorder.api.ingest import router as ingest_router
 from recorder.api.sessions import router as sessions_router
 from recorder.api.timetravel import router as timetravel_router
 from recorder.ingest import IngestError
+from recorder.queries import FilterError
 
 api = NinjaAPI(
     title="flightrec",
@@ -31,6 +32,11 @@ def ingest_error(request, exc: IngestError):
     if exc.retry_after:
         response["Retry-After"] = str(exc.retry_after)
     return response
+
+
+@api.exception_handler(FilterError)
+def filter_error(request, exc: FilterError):
+    return api.create_response(request, {"detail": str(exc)}, status=400)
 
 
 api.add_router("", ingest_router)
