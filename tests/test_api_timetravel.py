@@ -171,3 +171,17 @@ def test_replays_beyond_the_per_process_limit_get_429_and_closing_frees_a_slot(
     again = client.get(f"/api/v1/sessions/{session.id}/replay?speed=max")
     assert again.status_code == 200
     again.close()
+
+
+def test_the_replay_index_lists_every_event_compactly_in_timeline_order(client, alice, cart):
+    session, events = cart
+    client.force_login(alice)
+    r = client.get(f"/api/v1/sessions/{session.id}/replay/index")
+    assert r.status_code == 200, r.content
+    assert r.json() == {
+        "events": [
+            [e.id, int(e.ts.timestamp() * 1_000_000), e.seq, e.get_severity_display()]
+            for e in events
+        ],
+        "truncated": False,
+    }

@@ -86,6 +86,20 @@ def diff(
     )
 
 
+class ReplayIndexOut(Schema):
+    events: list[tuple[int, int, int, str]]
+    truncated: bool
+
+
+@router.get(
+    "/sessions/{session_id}/replay/index",
+    response=ReplayIndexOut,
+    summary="Every event as [id, ts µs, seq, severity], for a player's clock and scrubber",
+)
+def replay_index(request: HttpRequest, session_id: int):
+    return timetravel.replay_index(session=_session(request, session_id))
+
+
 def _speed(raw: str) -> float:
     if raw.strip().lower() in ("max", "inf", "0"):
         return math.inf  # as fast as the client reads
