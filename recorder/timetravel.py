@@ -40,7 +40,7 @@ from recorder.ingest import ItemError, parse_ts
 from recorder.models import Event, Keyframe, Session, Severity
 
 KEYFRAME_EVERY_OPS = getattr(settings, "FLIGHTREC_KEYFRAME_EVERY_OPS", 500)
-KEYFRAME_EVERY_EVENTS = getattr(settings, "FLIGHTREC_KEYFRAME_EVERY_EVENTS", 2000)
+KEYFRAME_EVERY_EVENTS = getattr(settings, "FLIGHTREC_KEYFRAME_EVERY_EVENTS", 1000)
 # Events read per keyframe-building transaction: on SQLite that transaction holds the
 # write lock, so keep it short enough not to stall the drain.
 BUILD_CHUNK_EVENTS = 10_000
