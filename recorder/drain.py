@@ -11,7 +11,7 @@ stored are filtered out before seq numbers and counters are handed out.
 import logging
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import orjson
@@ -21,6 +21,7 @@ from django.db import connection, transaction
 from recorder import metrics, retention, search
 from recorder.fields import from_micros, to_micros
 from recorder.models import ApiKey, Event, InboxBatch, Session, Severity
+from recorder.timetravel import keyframes_invalidate
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,11 @@ class DrainStats:
     duplicates: int = 0
     refused: int = 0  # over a session's event limit with overflow "refuse"
     seconds: float = 0.0
+    # Sessions that received events: their keyframes may need building.
+    sessions: set[int] = field(default_factory=set)
 
     def add(self, other: "DrainStats") -> None:
+        self.sessions |= other.sessions
         self.batches += other.batches
         self.events += other.events
         self.duplicates += other.duplicates
@@ -265,6 +269,7 @@ def _apply(docs, wanted, *, known: dict[int, set[str]] | None) -> DrainStats:
     seen: dict[int, set[str]] = defaultdict(set)
     if known is not None:
         seen.update(known)
+    earliest: dict[int, int] = {}  # session id -> earliest ts inserted, for keyframes
     for row, doc in docs:
         app_id = row.application_id
         received = to_micros(row.received_at)
@@ -292,6 +297,8 @@ def _apply(docs, wanted, *, known: dict[int, set[str]] | None) -> DrainStats:
                 continue
             session.last_seq += 1
             _count(session, ev)
+            if ev["ts"] < earliest.get(session.id, ev["ts"] + 1):
+                earliest[session.id] = ev["ts"]
             values.append(event_row(app_id, session, ev, received))
     if values:
         inserted = insert_events(values)
@@ -302,6 +309,9 @@ def _apply(docs, wanted, *, known: dict[int, set[str]] | None) -> DrainStats:
             # the row single, the counters of this drain are off by the difference.
             log.warning("drain inserted %d of %d rows", inserted, len(values))
     stats.events = len(values)
+    stats.sessions = set(earliest)
+    # A late event makes every keyframe after it wrong; drop them in this transaction.
+    keyframes_invalidate(earliest=earliest)
     sessions.save()
     for key_id, used in key_used.items():
         ApiKey.objects.filter(id=key_id).update(last_used_at=used)

@@ -275,3 +275,35 @@ class IngestCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}={self.value}"
+
+
+class Keyframe(models.Model):
+    """What a snapshot needs, materialized at one point of a session's timeline.
+
+    A keyframe at position (ts, seq) holds the fold of every event at or before it:
+    the state document, the latest event id per key, counts by type and severity and
+    the last malformed-op errors. A snapshot at t reads the last keyframe at or before
+    t and adds the events after it, so its cost does not grow with the session.
+    Keyframes after a late (out-of-order) event are deleted by the drain and rebuilt
+    (see recorder/timetravel.py).
+    """
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="+")
+    ts = models.BigIntegerField()  # µs since the epoch, like Event.ts; position of the last event
+    seq = models.BigIntegerField()
+    event_id = models.BigIntegerField()  # the last event folded in (no FK: purges stay simple)
+    ops = models.BigIntegerField()  # state ops folded up to here
+    events = models.BigIntegerField()  # events up to here
+    state = models.JSONField()
+    latest = models.JSONField()  # key -> event id
+    counts = models.JSONField()  # {"type": {...}, "severity": {...}}
+    errors = models.JSONField()  # the last malformed ops: [{"event": id, "error": "..."}]
+    error_total = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["session", "ts", "seq"], name="keyframe_position")
+        ]
+
+    def __str__(self) -> str:
+        return f"keyframe at #{self.seq} ({self.ops} ops) of {self.session_id}"

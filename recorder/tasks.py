@@ -13,7 +13,7 @@ import logging
 from huey import crontab
 from huey.contrib.djhuey import HUEY, db_periodic_task, db_task, on_startup
 
-from recorder import drain, retention, storage
+from recorder import drain, retention, storage, timetravel
 
 log = logging.getLogger(__name__)
 WAKE_FLAG = "flightrec:drain-wanted"
@@ -40,6 +40,15 @@ def drain_inbox() -> None:
             "drained %d batches, %d events (%d duplicates) in %.3fs",
             stats.batches, stats.events, stats.duplicates, stats.seconds,
         )  # fmt: skip
+    if stats.sessions:
+        build_keyframes(sorted(stats.sessions))
+
+
+@db_task()
+def build_keyframes(session_ids: list[int]) -> None:
+    """Keyframes for sessions that got events (or whose keyframes a late event removed)."""
+    for session_id in session_ids:
+        timetravel.keyframes_build(session_id=session_id)
 
 
 @db_periodic_task(crontab(minute="*"))

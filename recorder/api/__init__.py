@@ -6,6 +6,7 @@ from ninja.errors import AuthenticationError
 from recorder.api.export import router as export_router
 from recorder.api.ingest import router as ingest_router
 from recorder.api.sessions import router as sessions_router
+from recorder.api.timetravel import router as timetravel_router
 from recorder.ingest import IngestError
 from recorder.queries import FilterError
 
@@ -42,3 +43,4 @@ def filter_error(request, exc: FilterError):
 api.add_router("", ingest_router)
 api.add_router("", sessions_router)
 api.add_router("", export_router)
+api.add_router("", timetravel_router)
