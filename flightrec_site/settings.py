@@ -82,6 +82,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "recorder.context_processors.ingestion_status",
             ],
         },
     },
@@ -93,8 +94,14 @@ TEMPLATES = [
 # event-insert transactions of the drain. IMMEDIATE transactions take the write lock at
 # BEGIN, so two writers queue on the busy timeout instead of failing with "database is
 # locked" when a read transaction tries to upgrade.
+# auto_vacuum must come first: it only takes effect on a database that has no tables
+# yet (existing files are switched once by migration 0002_retention). INCREMENTAL lets
+# the purge hand freed pages back to the filesystem in small steps.
+# journal_size_limit: the WAL file shrinks back after a big purge or drain.
 SQLITE_PRAGMAS = (
+    "PRAGMA auto_vacuum=INCREMENTAL;"
     "PRAGMA journal_mode=WAL;"
+    "PRAGMA journal_size_limit=67108864;"
     "PRAGMA synchronous={sync};"
     "PRAGMA foreign_keys=ON;"
     "PRAGMA temp_store=MEMORY;"
@@ -165,6 +172,23 @@ FLIGHTREC_MAX_BATCH_EVENTS = envint("FLIGHTREC_MAX_BATCH_EVENTS", 100_000)
 FLIGHTREC_INBOX_MAX_EVENTS = envint("FLIGHTREC_INBOX_MAX_EVENTS", 2_000_000)
 # Below this much free disk in DATA_DIR ingestion answers 503 (nothing accepted is lost).
 FLIGHTREC_MIN_FREE_DISK_BYTES = envint("FLIGHTREC_MIN_FREE_DISK_BYTES", 1024**3)
+# --- Retention (recorder/retention.py) ---------------------------------------------------
+# Global defaults; each Application may override them (0 or empty = no limit).
+FLIGHTREC_RETENTION_DAYS = envint("FLIGHTREC_RETENTION_DAYS", 30)
+FLIGHTREC_MAX_SESSIONS_PER_APP = envint("FLIGHTREC_MAX_SESSIONS_PER_APP", 0)
+FLIGHTREC_MAX_EVENTS_PER_SESSION = envint("FLIGHTREC_MAX_EVENTS_PER_SESSION", 0)
+# What a session over its event limit does: "drop_oldest" (the purge trims it) or
+# "refuse" (the drain stores no more events for it and counts the refused ones).
+FLIGHTREC_SESSION_OVERFLOW = os.getenv("FLIGHTREC_SESSION_OVERFLOW", "drop_oldest")
+# Budget for the whole database in bytes (0 = none). Above 70 % of it captured HTTP
+# bodies are dropped, oldest first; above 100 % the oldest unpinned sessions go.
+FLIGHTREC_MAX_DB_BYTES = envint("FLIGHTREC_MAX_DB_BYTES", 0)
+FLIGHTREC_BODY_DROP_RATIO = float(os.getenv("FLIGHTREC_BODY_DROP_RATIO", "0.7"))
+# Deletes go in chunks of this many rows, each its own short transaction, with a pause
+# in between so that a waiting writer (the drain) gets the lock: SQLite's busy handler
+# is not fair, it polls, and a purge that re-takes the lock at once would starve it.
+FLIGHTREC_PURGE_CHUNK = envint("FLIGHTREC_PURGE_CHUNK", 500)
+FLIGHTREC_PURGE_PAUSE_MS = envint("FLIGHTREC_PURGE_PAUSE_MS", 30)
 # An open session with no event for this long is marked abandoned.
 FLIGHTREC_ABANDON_AFTER_SECONDS = envint("FLIGHTREC_ABANDON_AFTER_SECONDS", 6 * 3600)
 DATA_UPLOAD_MAX_MEMORY_SIZE = FLIGHTREC_MAX_BODY_BYTES
@@ -205,5 +229,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.getenv("FLIGHTREC_LOG_LEVEL", "INFO")},
-    "loggers": {"huey": {"level": "WARNING" if not DEBUG else "INFO"}},
+    # run_huey installs its own handler on the "huey" logger: don't print twice.
+    "loggers": {"huey": {"level": "WARNING", "propagate": False}},
 }

@@ -11,15 +11,17 @@ stored are filtered out before seq numbers and counters are handed out.
 import logging
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import orjson
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
 
+from recorder import metrics, retention, search
 from recorder.fields import from_micros, to_micros
 from recorder.models import ApiKey, Event, InboxBatch, Session, Severity
+from recorder.timetravel import keyframes_invalidate
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +39,17 @@ class DrainStats:
     batches: int = 0
     events: int = 0
     duplicates: int = 0
+    refused: int = 0  # over a session's event limit with overflow "refuse"
     seconds: float = 0.0
+    # Sessions that received events: their keyframes may need building.
+    sessions: set[int] = field(default_factory=set)
 
     def add(self, other: "DrainStats") -> None:
+        self.sessions |= other.sessions
         self.batches += other.batches
         self.events += other.events
         self.duplicates += other.duplicates
+        self.refused += other.refused
         self.seconds += other.seconds
 
 
@@ -84,6 +91,12 @@ def drain_once(*, max_batches: int = 200, max_events: int = 20_000) -> DrainStat
         if not rows:
             return DrainStats()
         stats = apply_batches(rows)
+        # In the same transaction as the events: the counters are exactly as durable.
+        metrics.drain_observe(
+            accepted=sum(r.event_count for r in rows), stored=stats.events,
+            duplicates=stats.duplicates, refused=stats.refused,
+            seconds=time.perf_counter() - started,
+        )  # fmt: skip
         if same_db:
             # PostgreSQL: one transaction covers the events and the inbox delete.
             InboxBatch.objects.filter(id__in=[r.id for r in rows]).delete()
@@ -163,7 +176,7 @@ class _Sessions:
     def save(self) -> None:
         fields = [
             "status", "status_reason", "started_at", "ended_at", "last_event_at", "metadata",
-            "event_count", "error_count", "byte_count", "last_seq",
+            "event_count", "error_count", "byte_count", "last_seq", "refused_count",
         ]  # fmt: skip
         changed = [self.by_key[k] for k in self.changed]
         if changed:
@@ -254,6 +267,36 @@ def _insert_sql() -> str:
     return f"INSERT INTO {Event._meta.db_table} ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING"
 
 
+def event_row(app_id: int, session: Session, ev: dict, received: int) -> tuple:
+    """The INSERT values of one event in spool form (recorder.ingest.event_spool_form),
+    in EVENT_COLUMNS order, after the caller moved the session's seq on."""
+    return (
+        app_id, session.id, session.last_seq, ev["ts"], received, ev["type"], ev.get("source"),
+        ev["severity"], ev.get("key"), ev.get("correlation_id"), ev.get("actor"),
+        ev.get("message"), ev.get("payload"), ev.get("state"), ev["uid"], ev.get("size", 0),
+        ev.get("redacted"),
+    )  # fmt: skip
+
+
+def insert_events(values: list[tuple], *, fast: bool = False) -> int:
+    """Bulk insert (skipping stored uids) and index for full text, in the caller's
+    transaction. Returns how many rows were inserted (-1 if the driver cannot tell).
+
+    fast=True on PostgreSQL: COPY instead, which raises _Conflict if any uid is already
+    stored; the caller must hold a savepoint to roll back to.
+    """
+    if fast and connection.vendor == "postgresql":
+        return _copy_events(values)  # the GIN full-text index is kept by PostgreSQL
+    # Everything above this id after the insert is ours (the caller holds the write lock).
+    indexed_up_to = search.fts_last_event_id()
+    with connection.cursor() as cursor:
+        cursor.executemany(_insert_sql(), values)
+        # psycopg 3 and sqlite3 both sum the rows of every execution here.
+        inserted = cursor.rowcount
+    search.fts_index_new_events(indexed_up_to)
+    return inserted
+
+
 def _copy_events(values: list[tuple]) -> int:
     """PostgreSQL's fast path: COPY, about 2.5 times the rows per second of executemany
     (bench/ingest_postgres.py). COPY has no ON CONFLICT: a uid already stored fails the
@@ -276,11 +319,13 @@ def _apply(docs, wanted, *, known: dict[int, set[str]] | None) -> DrainStats:
     sessions = _Sessions()
     sessions.load(wanted)
     stats = DrainStats(batches=len(docs))
+    limits = retention.refuse_limits({row.application_id for row, _ in docs})
     values = []
     key_used = {}
     seen: dict[int, set[str]] = defaultdict(set)
     if known is not None:
         seen.update(known)
+    earliest: dict[int, int] = {}  # session id -> earliest ts inserted, for keyframes
     for row, doc in docs:
         app_id = row.application_id
         received = to_micros(row.received_at)
@@ -300,22 +345,19 @@ def _apply(docs, wanted, *, known: dict[int, set[str]] | None) -> DrainStats:
                 continue
             app_seen.add(ev["uid"])
             session = sessions.get(app_id, ev["session"])
+            if (limit := limits.get(app_id)) and session.event_count >= limit:
+                # The session is full and its application refuses rather than trims:
+                # count it on the session, where the dashboard shows it.
+                session.refused_count += 1
+                stats.refused += 1
+                continue
             session.last_seq += 1
             _count(session, ev)
-            values.append((
-                app_id, session.id, session.last_seq, ev["ts"], received, ev["type"],
-                ev.get("source"), ev["severity"], ev.get("key"), ev.get("correlation_id"),
-                ev.get("actor"), ev.get("message"), ev.get("payload"), ev.get("state"),
-                ev["uid"], ev.get("size", 0), ev.get("redacted"),
-            ))  # fmt: skip
+            if ev["ts"] < earliest.get(session.id, ev["ts"] + 1):
+                earliest[session.id] = ev["ts"]
+            values.append(event_row(app_id, session, ev, received))
     if values:
-        if known is None and connection.vendor == "postgresql":
-            inserted = _copy_events(values)
-        else:
-            with connection.cursor() as cursor:
-                cursor.executemany(_insert_sql(), values)
-                # psycopg 3 and sqlite3 both sum the rows of every execution here.
-                inserted = cursor.rowcount
+        inserted = insert_events(values, fast=known is None)
         if inserted != len(values):
             if known is None:
                 raise _Conflict
@@ -323,6 +365,9 @@ def _apply(docs, wanted, *, known: dict[int, set[str]] | None) -> DrainStats:
             # the row single, the counters of this drain are off by the difference.
             log.warning("drain inserted %d of %d rows", inserted, len(values))
     stats.events = len(values)
+    stats.sessions = set(earliest)
+    # A late event makes every keyframe after it wrong; drop them in this transaction.
+    keyframes_invalidate(earliest=earliest)
     sessions.save()
     for key_id, used in sorted(key_used.items()):  # lock order, as for sessions
         ApiKey.objects.filter(id=key_id).update(last_used_at=used)

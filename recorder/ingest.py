@@ -30,7 +30,7 @@ from django.conf import settings
 from django.db import OperationalError, transaction
 from django.db.models import Sum
 
-from recorder import redaction, state
+from recorder import metrics, redaction, state
 from recorder.fields import to_micros
 from recorder.models import Application, InboxBatch, Severity
 
@@ -288,6 +288,47 @@ def normalize_event(item: Any, *, session_key: str | None, received_us: int) -> 
     return event
 
 
+REDACTED_LIMIT = 200
+
+
+def _redacted_claims(item: dict) -> list[str]:
+    """`redacted` as sent: our own exports carry the paths scrubbed at the first
+    ingestion, so that an export -> import round trip keeps them (the values are long
+    gone; these are only labels, never secrets)."""
+    claims = item.get("redacted")
+    if claims is None:
+        return []
+    if (
+        not isinstance(claims, list)
+        or len(claims) > REDACTED_LIMIT
+        or not all(isinstance(c, str) and 0 < len(c) <= REDACTED_LIMIT for c in claims)
+    ):
+        raise ItemError(f"redacted must be a list of at most {REDACTED_LIMIT} path strings")
+    return claims
+
+
+def event_prepare(
+    item: Any,
+    *,
+    session_key: str | None,
+    received_us: int,
+    policy: "redaction.CompiledPolicy",
+    body_digest: bytes,
+    index: int,
+) -> dict:
+    """One envelope -> the spool form the drain (or the importer) writes: validated,
+    given its uid, redacted, with `redacted` listing the scrubbed paths. The caller
+    adds `size`, the length of the encoded result (it encodes it anyway)."""
+    event = normalize_event(item, session_key=session_key, received_us=received_us)
+    event["uid"] = _uid(item, body_digest, index)
+    scrubbed = redaction.redact_event(event, policy)
+    if claims := _redacted_claims(item):
+        scrubbed = sorted(set(scrubbed).union(claims))
+    if scrubbed:
+        event["redacted"] = scrubbed
+    return event
+
+
 def _derived_uid(body_digest: bytes, index: int) -> str:
     """A uid for an event the sender gave no id: the same batch retried gets the same uids,
     so retries of id-less batches are idempotent too."""
@@ -330,9 +371,11 @@ def check_admission() -> None:
     """Refuse with 503/429 before accepting anything we might not be able to keep."""
     free = _cached("disk", 1.0, lambda: shutil.disk_usage(settings.DATA_DIR).free)
     if free < settings.FLIGHTREC_MIN_FREE_DISK_BYTES:
+        metrics.ingest_rejected("low_disk")
         raise IngestError(503, f"low disk space: {free} bytes free in the data directory", 30)
     depth = _cached("depth", 1.0, inbox_depth)
     if depth >= settings.FLIGHTREC_INBOX_MAX_EVENTS:
+        metrics.ingest_rejected("backlog")
         raise IngestError(429, f"ingestion backlog of {depth} events; slow down", 5)
 
 
@@ -381,16 +424,18 @@ def events_accept(
             if key:
                 sessions.setdefault(key, meta)
         try:
-            event = normalize_event(item, session_key=key, received_us=received_us)
-            event["uid"] = _uid(item, digest, index)
+            event = event_prepare(
+                item, session_key=key, received_us=received_us, policy=policy,
+                body_digest=digest, index=index,
+            )  # fmt: skip
         except ItemError as exc:
             rejected.append({"index": index, "error": str(exc)})
             continue
-        if scrubbed := redaction.redact_event(event, policy):
-            event["redacted"] = scrubbed
         parts.append(_spool_event(event))
         sessions.setdefault(event["session"], {})
     rejected.sort(key=lambda r: r["index"])
+    if rejected:
+        metrics.ingest_rejected("invalid", len(rejected))
     if not parts:
         return AcceptResult(accepted=0, rejected=rejected, inbox_id=None)
     for meta in sessions.values():
@@ -439,15 +484,20 @@ def session_accept(
 JSON_FIELDS = ("payload", "state", "redacted")
 
 
-def _spool_event(event: dict) -> bytes:
-    """The event as it goes into the inbox: its JSON columns already serialized to text,
-    so the drain (one process for the whole server) passes them to the INSERT as they
-    are instead of serializing again; the web processes do that work in parallel."""
+def event_spool_form(event: dict) -> dict:
+    """A prepared event in the form the drain writes (in place): its JSON columns already
+    serialized to text, so the drain (one process for the whole server) passes them to
+    the INSERT as they are; the web processes do that work in parallel. Adds `size`."""
     size = len(orjson.dumps(event))  # the envelope as accepted, for quotas
     for name in JSON_FIELDS:
         if name in event:
             event[name] = orjson.dumps(event[name]).decode()
-    return orjson.dumps(event)[:-1] + b',"size":' + str(size).encode() + b"}"
+    event["size"] = size
+    return event
+
+
+def _spool_event(event: dict) -> bytes:
+    return orjson.dumps(event_spool_form(event))
 
 
 def spool(**fields) -> InboxBatch:
@@ -460,6 +510,7 @@ def spool(**fields) -> InboxBatch:
     except OperationalError as exc:
         # "database or disk is full", or the busy timeout ran out: nothing was
         # acknowledged, so the sender keeps the batch and retries.
+        metrics.ingest_rejected("spool_failed")
         raise IngestError(503, f"could not store the batch: {exc}", 5) from None
     wake_drain()
     return row

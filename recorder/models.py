@@ -29,6 +29,16 @@ class Application(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     # Per-application redaction rules on top of the defaults (see recorder/redaction.py).
     redaction = models.JSONField(default=dict, blank=True)
+    # Retention overrides (recorder/retention.py). None = the global default from
+    # settings; 0 = no limit for this application.
+    retention_days = models.PositiveIntegerField(null=True, blank=True)
+    max_sessions = models.PositiveIntegerField(null=True, blank=True)
+    max_events_per_session = models.PositiveIntegerField(null=True, blank=True)
+    session_overflow = models.CharField(
+        max_length=12,
+        blank=True,
+        choices=[("drop_oldest", "drop the oldest events"), ("refuse", "refuse new events")],
+    )
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="applications"
     )
@@ -111,6 +121,10 @@ class Session(models.Model):
     # Highest seq handed out; the drain continues from here.
     last_seq = models.BigIntegerField(default=0)
     pinned = models.BooleanField(default=False)
+    # Events the drain refused because the session reached its event limit ("refuse"),
+    # and the oldest events the purge removed to keep it under the limit ("drop_oldest").
+    refused_count = models.BigIntegerField(default=0)
+    trimmed_count = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -201,3 +215,95 @@ class InboxBatch(models.Model):
 
     def __str__(self) -> str:
         return f"inbox #{self.id}: {self.kind}, {self.event_count} events"
+
+
+# --- Retention and storage (recorder/retention.py, recorder/storage.py) -------------------
+
+
+class PurgeLog(models.Model):
+    """One policy applied by one purge run: what it removed. Shown on /storage."""
+
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    policy = models.CharField(max_length=40)  # max_age, max_sessions, max_events, ...
+    application = models.ForeignKey(Application, null=True, on_delete=models.SET_NULL)
+    detail = models.CharField(max_length=200, blank=True)
+    sessions_removed = models.BigIntegerField(default=0)
+    events_removed = models.BigIntegerField(default=0)
+    bodies_dropped = models.BigIntegerField(default=0)
+    bytes_removed = models.BigIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["-started_at"], name="purgelog_started")]
+
+    def __str__(self) -> str:
+        return f"{self.policy} at {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class StorageSample(models.Model):
+    """Size of the database once a day (updated by the periodic purge), for the growth chart."""
+
+    day = models.DateField(unique=True)
+    db_bytes = models.BigIntegerField()
+    events = models.BigIntegerField()
+    sessions = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.day}: {self.db_bytes} bytes"
+
+
+class Counter(models.Model):
+    """Monotonic counters for /metrics, moved by the drain inside its own transaction.
+
+    In the database, not in process memory: gunicorn runs several web processes and the
+    consumer is another one, so only a shared store gives one true value per scrape.
+    """
+
+    name = models.CharField(max_length=80, primary_key=True)
+    value = models.FloatField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.value}"
+
+
+class IngestCounter(models.Model):
+    """Counters moved by the request side (rejections); lives in the inbox database so
+    that counting never waits behind the drain's transactions."""
+
+    name = models.CharField(max_length=80, primary_key=True)
+    value = models.FloatField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.value}"
+
+
+class Keyframe(models.Model):
+    """What a snapshot needs, materialized at one point of a session's timeline.
+
+    A keyframe at position (ts, seq) holds the fold of every event at or before it:
+    the state document, the latest event id per key, counts by type and severity and
+    the last malformed-op errors. A snapshot at t reads the last keyframe at or before
+    t and adds the events after it, so its cost does not grow with the session.
+    Keyframes after a late (out-of-order) event are deleted by the drain and rebuilt
+    (see recorder/timetravel.py).
+    """
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="+")
+    ts = models.BigIntegerField()  # µs since the epoch, like Event.ts; position of the last event
+    seq = models.BigIntegerField()
+    event_id = models.BigIntegerField()  # the last event folded in (no FK: purges stay simple)
+    ops = models.BigIntegerField()  # state ops folded up to here
+    events = models.BigIntegerField()  # events up to here
+    state = models.JSONField()
+    latest = models.JSONField()  # key -> event id
+    counts = models.JSONField()  # {"type": {...}, "severity": {...}}
+    errors = models.JSONField()  # the last malformed ops: [{"event": id, "error": "..."}]
+    error_total = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["session", "ts", "seq"], name="keyframe_position")
+        ]
+
+    def __str__(self) -> str:
+        return f"keyframe at #{self.seq} ({self.ops} ops) of {self.session_id}"

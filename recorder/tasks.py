@@ -13,7 +13,7 @@ import logging
 from huey import crontab
 from huey.contrib.djhuey import HUEY, db_periodic_task, db_task, on_startup
 
-from recorder import drain
+from recorder import drain, retention, storage, timetravel
 
 log = logging.getLogger(__name__)
 WAKE_FLAG = "flightrec:drain-wanted"
@@ -44,6 +44,15 @@ def _drain_and_log() -> None:
             "drained %d batches, %d events (%d duplicates) in %.3fs",
             stats.batches, stats.events, stats.duplicates, stats.seconds,
         )  # fmt: skip
+    if stats.sessions:
+        build_keyframes(sorted(stats.sessions))
+
+
+@db_task()
+def build_keyframes(session_ids: list[int]) -> None:
+    """Keyframes for sessions that got events (or whose keyframes a late event removed)."""
+    for session_id in session_ids:
+        timetravel.keyframes_build(session_id=session_id)
 
 
 @db_periodic_task(crontab(minute="*"))
@@ -55,6 +64,17 @@ def sweep_inbox() -> None:
 @db_periodic_task(crontab(minute="*/5"))
 def mark_abandoned_sessions() -> None:
     drain.sessions_mark_abandoned()
+
+
+@db_periodic_task(crontab(minute="17"))
+def purge() -> None:
+    """Hourly retention. Periodic tasks are scheduled by one consumer only: run the
+    others with `run_huey --no-periodic` (see README, Retention)."""
+    results = retention.purge_run()
+    storage.storage_sample()
+    for result in results:
+        if result.removed_anything:
+            log.info("purge: %s", result.summary(dry_run=False))
 
 
 @on_startup()

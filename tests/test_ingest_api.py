@@ -271,3 +271,17 @@ def test_a_full_inbox_is_429_with_retry_after(ingest, settings):
     ingest_module._checks.clear()
     assert r.status_code == 429
     assert r["Retry-After"] == "5"
+
+
+def test_it_keeps_the_redacted_paths_an_exported_event_carries(ingest):
+    body = ev(0, redacted=["payload.token"], payload={"password": "x"})
+    assert ingest.post([body]).status_code == 202
+    assert Event.objects.get().redacted == ["payload.password", "payload.token"]
+
+
+def test_it_rejects_a_redacted_field_that_is_not_a_list_of_paths(ingest):
+    r = ingest.post([ev(0, redacted="payload.token"), ev(1)])
+    assert r.status_code == 202
+    assert r.json()["rejected"] == [
+        {"index": 0, "error": "redacted must be a list of at most 200 path strings"}
+    ]

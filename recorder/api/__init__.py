@@ -3,9 +3,12 @@
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError
 
+from recorder.api.export import router as export_router
 from recorder.api.ingest import router as ingest_router
 from recorder.api.sessions import router as sessions_router
+from recorder.api.timetravel import router as timetravel_router
 from recorder.ingest import IngestError
+from recorder.queries import FilterError
 
 api = NinjaAPI(
     title="flightrec",
@@ -32,5 +35,12 @@ def ingest_error(request, exc: IngestError):
     return response
 
 
+@api.exception_handler(FilterError)
+def filter_error(request, exc: FilterError):
+    return api.create_response(request, {"detail": str(exc)}, status=400)
+
+
 api.add_router("", ingest_router)
 api.add_router("", sessions_router)
+api.add_router("", export_router)
+api.add_router("", timetravel_router)

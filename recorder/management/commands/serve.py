@@ -53,7 +53,10 @@ class Command(BaseCommand):
             "--worker-class", "gthread", "--threads", str(threads),
             "--access-logfile", "-", "--graceful-timeout", "5",
         ]  # fmt: skip
-        consumer = [sys.executable, "manage.py", "run_huey", "--workers", str(consumer_workers)]
+        # --quiet: one log line per drain wake-up is noise; warnings and errors still show.
+        consumer = [
+            sys.executable, "manage.py", "run_huey", "--workers", str(consumer_workers), "--quiet",
+        ]  # fmt: skip
         children = [subprocess.Popen(web, cwd=settings.BASE_DIR)]
         for i in range(max(1, consumers)):
             # Exactly one scheduler: every consumer that schedules periodic tasks would

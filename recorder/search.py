@@ -1,0 +1,85 @@
+"""Full-text search over event message and payload, backed by an index on each database.
+
+SQLite: an FTS5 table with external content (the event table itself), columns message
+and payload. The unicode61 tokenizer splits the payload's JSON text on punctuation, so
+keys and string values become words: a flattened payload at no extra storage. The drain
+adds new rows (`fts_index_new_events`); a trigger removes rows that retention deletes,
+with the exact values they were indexed with (what external content requires).
+
+PostgreSQL: a GIN index over to_tsvector('simple', message) || to_tsvector('simple',
+payload). The jsonb variant of to_tsvector takes only string values, which is the
+flattened payload. Queries must repeat the indexed expression exactly (PG_DOCUMENT).
+
+The "simple" configuration (no stemming, no stop words) matches the FTS5 tokenizer
+closely enough that the same query finds the same events on both databases.
+"""
+
+import re
+
+from django.db import connection
+
+FTS_TABLE = "recorder_event_fts"
+PG_DOCUMENT = (
+    "(to_tsvector('simple'::regconfig, COALESCE({t}.\"message\", '')) || "
+    "to_tsvector('simple'::regconfig, COALESCE({t}.\"payload\", '{{}}'::jsonb)))"
+)
+_WORD = re.compile(r"[\w]+\*?", re.UNICODE)
+
+
+def fts_terms(text: str) -> list[str]:
+    """Words of a free-text query; a trailing * keeps prefix search."""
+    return [w for w in _WORD.findall(text) if w.strip("*")]
+
+
+def sqlite_match(text: str) -> str:
+    """An FTS5 MATCH expression: every word must occur (AND), each quoted so that user
+    text can never be read as FTS5 syntax (NEAR, column filters, parentheses)."""
+    parts = []
+    for term in fts_terms(text):
+        if term.endswith("*"):
+            parts.append('"' + term[:-1] + '"*')
+        else:
+            parts.append('"' + term + '"')
+    return " ".join(parts)
+
+
+def postgres_tsquery(text: str) -> str:
+    """A to_tsquery('simple', …) expression: words ANDed, prefix with :*."""
+    parts = []
+    for term in fts_terms(text):
+        word = term.rstrip("*").lower()
+        parts.append(word + ":*" if term.endswith("*") else word)
+    return " & ".join(parts)
+
+
+def fts_last_event_id() -> int:
+    """Highest event id now stored; the drain indexes everything above it after its insert."""
+    if connection.vendor != "sqlite":
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COALESCE(MAX(id), 0) FROM recorder_event")
+        return cursor.fetchone()[0]
+
+
+def fts_index_new_events(after_id: int) -> None:
+    """Index events with id > after_id (SQLite; PostgreSQL maintains its GIN index itself).
+
+    Runs inside the drain's transaction, which on SQLite holds the write lock, so no
+    other writer can slip rows in between the insert and this statement.
+    """
+    if connection.vendor != "sqlite":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {FTS_TABLE}(rowid, message, payload) "
+            "SELECT id, message, payload FROM recorder_event WHERE id > %s",
+            [after_id],
+        )
+
+
+def fts_rebuild() -> None:
+    """Rebuild the whole SQLite index from the event table (after a bulk load or import)."""
+    if connection.vendor != "sqlite":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('rebuild')")
