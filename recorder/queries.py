@@ -384,7 +384,8 @@ class _PayloadTest(Func):
             eq_parts.append(f"({num} = %s)")
             eq_params += [*p, path, *p, path, number]
         if lit := self._literal(c):
-            eq_parts.append(f"({typ} = %s)")
+            # true/false/null: compare as JSON (jsonb_typeof says "boolean", not "true").
+            eq_parts.append(f"(({col} #> %s::text[]) = %s::jsonb)")
             eq_params += [*p, path, lit]
         eq = " OR ".join(eq_parts)
         if c.op == "=":

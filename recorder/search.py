@@ -6,9 +6,11 @@ keys and string values become words: a flattened payload at no extra storage. Th
 adds new rows (`fts_index_new_events`); a trigger removes rows that retention deletes,
 with the exact values they were indexed with (what external content requires).
 
-PostgreSQL: a GIN index over to_tsvector('simple', message) || to_tsvector('simple',
-payload). The jsonb variant of to_tsvector takes only string values, which is the
-flattened payload. Queries must repeat the indexed expression exactly (PG_DOCUMENT).
+PostgreSQL: a GIN index over to_tsvector('simple', …) of the message and the payload's
+JSON text with every run of punctuation and space replaced by one space. Without that
+PostgreSQL's parser keeps "/api/checkout" as one file-path token; with it the words are
+those FTS5 indexes, payload keys included. Queries must repeat the indexed expression
+exactly (PG_DOCUMENT).
 
 The "simple" configuration (no stemming, no stop words) matches the FTS5 tokenizer
 closely enough that the same query finds the same events on both databases.
@@ -20,8 +22,9 @@ from django.db import connection
 
 FTS_TABLE = "recorder_event_fts"
 PG_DOCUMENT = (
-    "(to_tsvector('simple'::regconfig, COALESCE({t}.\"message\", '')) || "
-    "to_tsvector('simple'::regconfig, COALESCE({t}.\"payload\", '{{}}'::jsonb)))"
+    "to_tsvector('simple'::regconfig, regexp_replace("
+    "COALESCE({t}.\"message\", '') || ' ' || COALESCE({t}.\"payload\"::text, ''), "
+    "'[[:punct:][:space:]]+', ' ', 'g'))"
 )
 _WORD = re.compile(r"[\w]+\*?", re.UNICODE)
 
