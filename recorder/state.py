@@ -402,6 +402,9 @@ def _clone(value: Any) -> Any:
 # which gives RFC 6902 atomicity for free: we just drop the partial result.
 
 
+_CONTAINER_DUMP = re.compile(r" in [\[{].*$", re.DOTALL)
+
+
 def _apply_json_patch(doc: Any, prefix: list[str], patch: list[dict]) -> Any:
     owned: dict[int, Any] = {}  # id -> container; the dict keeps ids unique
     base = _pointer(prefix)
@@ -416,6 +419,11 @@ def _apply_json_patch(doc: Any, prefix: list[str], patch: list[dict]) -> Any:
             doc = _apply_patch_operation(doc, operation, owned)
         except Exception as exc:  # library boundary: a fold must never break
             message = str(exc) or type(exc).__name__
+            # jsonpatch quotes the whole container ("member 'x' not found in {...}"): drop
+            # it. It repeats what the path says, and its key order depends on where the
+            # document came from (jsonb on PostgreSQL reorders keys), so the same failure
+            # would read differently from a keyframe than from a full fold.
+            message = _CONTAINER_DUMP.sub("", message)
             if len(message) > MAX_ERROR_CHARS:
                 message = message[:MAX_ERROR_CHARS] + "..."
             raise StateOpError(

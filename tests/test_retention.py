@@ -4,13 +4,13 @@ Data goes in through the ingestion API (drained inline under pytest), so session
 the counters the drain really keeps.
 """
 
+import os
 import time
 from datetime import UTC, datetime
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
 
 from recorder import retention, storage
 from recorder.models import Event, PurgeLog, Session
@@ -209,8 +209,13 @@ def test_over_the_soft_budget_http_bodies_go_first_oldest_first_keeping_metadata
     assert "request_body" not in newer[0].payload
 
 
+@pytest.mark.skipif(
+    bool(os.getenv("DATABASE_URL")),
+    reason="SQLite gives freed pages back to the file (auto_vacuum=INCREMENTAL); PostgreSQL "
+    "keeps the space for reuse and pg_database_size only falls after VACUUM FULL",
+)
 def test_the_byte_budget_is_honoured_after_purge_and_vacuum(ingest, shop, settings):
-    assert storage._pragma("default", "auto_vacuum") == 2 or connection.vendor != "sqlite"
+    assert storage._pragma("default", "auto_vacuum") == 2
     for day in range(10, 0, -1):
         send(ingest, f"day-{day}", 200, age_days=day, payload={"pad": "p" * 400})
     before = storage.database_file_bytes()
