@@ -5,6 +5,7 @@ import time
 
 import orjson
 import pytest
+from django.db import connection
 
 from recorder import timetravel
 from recorder.models import Event, Session
@@ -163,6 +164,10 @@ def test_replays_beyond_the_per_process_limit_get_429_and_closing_frees_a_slot(
     session, _ = cart
     client.force_login(alice)
     monkeypatch.setattr(timetravel, "_streams", threading.BoundedSemaphore(1))
+    # Closing a streamed response the test client never read fires request_finished,
+    # whose close_old_connections would close the test's PostgreSQL connection (and
+    # its transaction) under it; servers close after the request, when it is harmless.
+    monkeypatch.setattr(connection, "close_if_unusable_or_obsolete", lambda: None)
     first = client.get(f"/api/v1/sessions/{session.id}/replay?speed=max")
     assert first.status_code == 200
     busy = client.get(f"/api/v1/sessions/{session.id}/replay?speed=max")
