@@ -114,35 +114,40 @@ def drain_rate(bodies: list[bytes], n: int, consumers: int) -> float:
         shutil.rmtree(stack.data_dir, ignore_errors=True)
 
 
-def raw_database(admin_url: str) -> str:
-    """A freshly migrated database on the same server: the schema the drain writes to."""
+def raw_database(admin_url: str, session_keys: list[str]) -> tuple[str, int, dict[str, int]]:
+    """A freshly migrated database on the same server: the schema the drain writes to,
+    with an application and the sessions the rows point at, made through the ORM so
+    every column gets its default. Returns (url, application id, session ids by key)."""
     name = f"flightrec_raw_{int(time.time())}"
     pg_execute(admin_url, f'CREATE DATABASE "{name}"')
     url = with_database(admin_url, name)
+    env = {**os.environ, "DATABASE_URL": url}
     subprocess.run(
-        [sys.executable, "manage.py", "migrate", "-v", "0"],
-        cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": url},
-        check=True,
+        [sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True
     )
-    return url
+    code = (
+        "import json\nfrom datetime import UTC, datetime\n"
+        "from recorder.models import Application, Session\n"
+        "app = Application.objects.create(name='raw')\n"
+        f"keys = {session_keys!r}\n"
+        "Session.objects.bulk_create([Session(application=app, key=k, "
+        "started_at=datetime.now(UTC)) for k in keys])\n"
+        "ids = dict(Session.objects.values_list('key', 'id'))\n"
+        "print('RESULT=' + json.dumps([app.id, ids]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=ROOT, env=env, check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    line = [x for x in out.stdout.splitlines() if x.startswith("RESULT=")][-1]
+    app_id, ids = orjson.loads(line[len("RESULT=") :])
+    return url, app_id, ids
 
 
-def raw_insert(url: str, rows: list[tuple], n_sessions: int, *, copy: bool) -> float:
+def raw_insert(url: str, rows: list[tuple], *, copy: bool) -> float:
+    """The same rows into the events table, 1,000 per transaction; returns seconds."""
     with _connect(url) as conn:
-        conn.execute("TRUNCATE recorder_event, recorder_session, recorder_application CASCADE")
-        conn.execute(
-            "INSERT INTO recorder_application (id, name, environment, created_at, redaction)"
-            " VALUES (999, 'raw', 'x', now(), '{}')"
-        )
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO recorder_session (id, application_id, key, status, status_reason,"
-                " started_at, created_at, metadata, event_count, error_count, byte_count,"
-                " last_seq, pinned) VALUES (%s, 999, %s, 'open', '', now(), now(), '{}',"
-                " 0, 0, 0, 0, false)",
-                [(i, f"s{i}") for i in range(1, n_sessions + 1)],
-            )
+        conn.execute("TRUNCATE recorder_event")
         conn.commit()
         marks = ", ".join(["%s"] * 12 + ["%s::jsonb", "%s::jsonb", "%s", "%s", "%s::jsonb"])
         sql = f"INSERT INTO recorder_event ({COLUMNS}) VALUES ({marks}) ON CONFLICT DO NOTHING"
@@ -171,11 +176,11 @@ def run(args) -> list[dict]:
     one_s = drain_rate(bodies, n, consumers=1)
     two_s = drain_rate(bodies, n, consumers=2)
 
-    rows, n_sessions = raw_rows(events)
-    raw_url = raw_database(admin_url)
+    raw_url, app_id, session_ids = raw_database(admin_url, sorted({e["session"] for e in events}))
+    rows = raw_rows(events, app_id, session_ids)
     try:
-        many_s = raw_insert(raw_url, rows, n_sessions, copy=False)
-        copy_s = raw_insert(raw_url, rows, n_sessions, copy=True)
+        many_s = raw_insert(raw_url, rows, copy=False)
+        copy_s = raw_insert(raw_url, rows, copy=True)
     finally:
         pg_execute(admin_url, f'DROP DATABASE IF EXISTS "{raw_url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
