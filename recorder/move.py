@@ -8,7 +8,8 @@ leaves the target as empty as it was. Afterwards every identity sequence is move
 the copied ids, so new rows do not collide with moved ones.
 
 What moves: users and groups, applications, memberships, API keys, sessions, events,
-the inbox, and any other table of the recorder app. What does not: login sessions
+the inbox, and every other table of the recorder app (keyframes, metrics counters,
+purge logs, …); SQLite's full-text table does not, PostgreSQL's GIN index replaces it. What does not: login sessions
 (people sign in again), the admin log, and permissions, which `migrate` creates.
 """
 
@@ -22,6 +23,8 @@ from django.contrib.auth.models import Permission
 from django.core.management.color import no_style
 from django.db import connection, transaction
 from django.db.models import Model
+
+from recorder.routers import INBOX_MODELS
 
 CHUNK = 10_000
 
@@ -142,7 +145,8 @@ def move_to_postgres(
                 # SQLite holds naive UTC datetimes as text; read them as UTC.
                 cursor.execute("SET LOCAL TIME ZONE 'UTC'")
             for model in models:
-                is_inbox = model._meta.model_name == "inboxbatch"
+                # The models the router keeps in the inbox file on SQLite.
+                is_inbox = model._meta.label_lower in {f"recorder.{m}" for m in INBOX_MODELS}
                 src = inbox if is_inbox else main
                 if src is None:
                     continue

@@ -1,7 +1,8 @@
 """`manage.py move_to_postgres`: a populated SQLite flightrec, copied into an empty
 migrated PostgreSQL database, reads back the same through the ORM on both sides:
 people, applications, keys, memberships, sessions, events (by uid, with payloads),
-the undrained inbox, and every session's state folded from its events."""
+the undrained inbox, keyframes and metrics counters, and every session's state folded
+from its events."""
 
 import os
 
@@ -27,6 +28,10 @@ user = User.objects.create_user("dora", password="password")
 user.groups.add(Group.objects.create(name="oncall"))
 Membership.objects.create(user=user, application=app, role="viewer")
 ApiKey.generate(app, name="reader", can_read=True)
+IngestCounter.objects.create(name="rejected:test", value=3)  # in the inbox file on SQLite
+from recorder import timetravel
+for s in Session.objects.all():
+    timetravel.keyframes_build(session_id=s.id, every_ops=50, every_events=200)
 tasks.wake_drain = lambda: None  # leave these in the inbox, as a stopped consumer would
 body = b'[{"session": "late", "type": "log", "message": "not drained yet", "id": "late-1"}]'
 ingest.events_accept(application=app, batch=ingest.parse_batch(body), body=body)
@@ -58,6 +63,10 @@ result = {
                for e in Event.objects.select_related("session")},
     "inbox": [[b.id, b.kind, b.application_id, b.api_key_id, iso(b.received_at), b.event_count,
                bytes(b.body).hex()] for b in InboxBatch.objects.order_by("id")],
+    "counters": sorted(Counter.objects.values_list("name", "value")),
+    "ingest_counters": sorted(IngestCounter.objects.values_list("name", "value")),
+    "keyframes": sorted([k.session.key, k.ts, k.seq, k.ops, k.events, k.state, k.counts]
+                        for k in Keyframe.objects.select_related("session")),
     "states": {s.key: fold(s.events.exclude(state=None).order_by("ts", "seq")
                            .values_list("uid", "state")).doc
                for s in Session.objects.all()},
@@ -79,6 +88,7 @@ def test_a_populated_sqlite_database_moves_to_postgres_unchanged(tmp_path):
         before, after = src.query(DUMP), dst.query(DUMP)
         assert len(after["events"]) == filled["events"]
         assert any(doc for doc in after["states"].values()), "the demo has stateful sessions"
+        assert after["keyframes"] and after["counters"] and after["ingest_counters"]
         for part in before:
             assert after[part] == before[part], f"{part} differ after the move"
 
