@@ -275,7 +275,12 @@ def normalize_event(item: Any, *, session_key: str | None, received_us: int) -> 
         if (value := _text(item, name, limit)) is not None:
             event[name] = value
     if (message := item.get("message")) is not None:
-        event["message"] = message if isinstance(message, str) else orjson.dumps(message).decode()
+        if not isinstance(message, str):
+            try:
+                message = orjson.dumps(message).decode()
+            except orjson.JSONEncodeError:  # orjson parses 1024 levels but writes only 254
+                raise ItemError("message is nested too deeply: send it as a string") from None
+        event["message"] = message
     payload = item.get("payload")
     if payload is not None:
         if not isinstance(payload, dict):
