@@ -204,6 +204,9 @@ def parse_ts(value: Any) -> int:
     if isinstance(value, (int, float)):
         if value != value or value in (float("inf"), float("-inf")):
             raise ItemError("ts must be a finite number")
+        if not MIN_TS <= value < MAX_TS / 1_000_000:
+            # Checked before scaling: 1e308 seconds is finite, its microseconds are not.
+            raise ItemError("ts is outside 1970..2100 (seconds expected, not milliseconds)")
         micros = round(value * 1_000_000)
     elif isinstance(value, str):
         try:

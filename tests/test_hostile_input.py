@@ -323,8 +323,10 @@ def test_empty_batches_are_accepted_as_nothing(ingest):
 @pytest.mark.parametrize(
     "ts",
     ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "2100-01-01T00:00:00Z", -1, 1e300,
+     1.7976931348623157e308, -1.7976931348623157e308,
      1_700_000_000_000, "2026-13-45T00:00:00Z", "yesterday", True, [], {}],
-    ids=["year-1", "year-9999", "year-2100", "negative", "1e300", "milliseconds",
+    ids=["year-1", "year-9999", "year-2100", "negative", "1e300", "max-double", "min-double",
+         "milliseconds",
          "month-13", "words", "bool", "list", "object"],
 )  # fmt: skip
 def test_timestamps_out_of_range_or_malformed_are_rejected_per_item(ingest, ts):

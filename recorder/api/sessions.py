@@ -9,6 +9,7 @@ from ninja import Router, Schema
 from recorder import queries
 from recorder.access import visible_sessions
 from recorder.api.auth import read_auth
+from recorder.api.errors import READ_ERRORS
 
 router = Router(tags=["sessions"], auth=read_auth)
 
@@ -76,20 +77,28 @@ class EventPage(Schema):
     next_cursor: str | None
 
 
-@router.get("/sessions", response=SessionPage, summary="List sessions, newest first")
+@router.get(
+    "/sessions", response={200: SessionPage, **READ_ERRORS}, summary="List sessions, newest first"
+)
 def list_sessions(request: HttpRequest, cursor: str | None = None, limit: int = 50):
     sessions = visible_sessions(principal(request)).select_related("application")
     items, next_cursor = queries.sessions_page(sessions, cursor=cursor, limit=limit)
     return {"items": items, "next_cursor": next_cursor}
 
 
-@router.get("/sessions/{session_id}", response=SessionOut, summary="One session")
+@router.get(
+    "/sessions/{session_id}", response={200: SessionOut, **READ_ERRORS}, summary="One session"
+)
 def get_session(request: HttpRequest, session_id: int):
     sessions = visible_sessions(principal(request)).select_related("application")
     return get_object_or_404(sessions, id=session_id)
 
 
-@router.get("/sessions/{session_id}/events", response=EventPage, summary="A session's timeline")
+@router.get(
+    "/sessions/{session_id}/events",
+    response={200: EventPage, **READ_ERRORS},
+    summary="A session's timeline",
+)
 def list_events(request: HttpRequest, session_id: int, after: str | None = None, limit: int = 100):
     session = get_object_or_404(visible_sessions(principal(request)), id=session_id)
     items, next_cursor = queries.timeline_page(session, after=after, limit=limit)
