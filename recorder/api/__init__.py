@@ -1,11 +1,16 @@
 """The JSON API under /api/v1/ (django-ninja; OpenAPI at /api/v1/openapi.json)."""
 
+import logging
+
+from django.db import OperationalError
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError
 
 from recorder.api.ingest import router as ingest_router
 from recorder.api.sessions import router as sessions_router
 from recorder.ingest import IngestError
+
+log = logging.getLogger(__name__)
 
 api = NinjaAPI(
     title="flightrec",
@@ -29,6 +34,19 @@ def ingest_error(request, exc: IngestError):
     response = api.create_response(request, {"detail": exc.message}, status=exc.status)
     if exc.retry_after:
         response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+@api.exception_handler(OperationalError)
+def database_unavailable(request, exc: OperationalError):
+    # A full disk, an I/O error or a lock held past the busy timeout can surface in any
+    # query (the key lookup, the admission check), not only in the inbox write. Nothing
+    # was acknowledged: 503 + Retry-After tells the sender to keep the batch and retry.
+    log.error("database unavailable for %s: %s", request.path, exc)
+    response = api.create_response(
+        request, {"detail": f"the database is unavailable, retry later: {exc}"}, status=503
+    )
+    response["Retry-After"] = "5"
     return response
 
 
