@@ -60,7 +60,7 @@ def _event_count(db: Path) -> int:
         con.close()
 
 
-def _sender(port: int, key: str, worker: int, rate: float | None, seconds: float, out):
+def _sender(port: int, key: str, worker: str, rate: float | None, seconds: float, out):
     """Post batches for `seconds`; at `rate` batches/s if given, else flat out."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     headers = {"Content-Type": "application/json", "X-API-Key": key}
@@ -135,12 +135,15 @@ def _reader(port: int, key: str, seconds: float, out):
     out.put({"latencies": latencies, "errors": errors, "pages": pages})
 
 
-def _run_senders(stack, key, rate_events: float | None, seconds: float, reader_key=None):
+def _run_senders(stack, key, rate_events, seconds: float, *, phase: str, reader_key=None):
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     per_sender = rate_events / BATCH / SENDERS if rate_events else None
     procs = [
-        ctx.Process(target=_sender, args=(stack.ports[0], key, w, per_sender, seconds, out))
+        # Ids differ per phase: the same id twice is (rightly) stored once.
+        ctx.Process(
+            target=_sender, args=(stack.ports[0], key, f"{phase}{w}", per_sender, seconds, out)
+        )
         for w in range(SENDERS)
     ]
     if reader_key:
@@ -175,7 +178,7 @@ def run(args) -> list[dict]:
 
         # 1. The maximum: flat out, then wait until everything is in the Event table.
         t0 = time.perf_counter()
-        senders, _ = _run_senders(stack, key, None, probe)
+        senders, _ = _run_senders(stack, key, None, probe, phase="max")
         probe_events = sum(s["events"] for s in senders)
         while _event_count(db) < probe_events:
             time.sleep(0.1)
@@ -186,7 +189,9 @@ def run(args) -> list[dict]:
         web_pg, consumer_pg = stack.webs[0].pid, stack.consumers[0].pid
         rss_web0, rss_consumer0 = _rss_kib(web_pg), _rss_kib(consumer_pg)
         before = _event_count(db)
-        senders, reader = _run_senders(stack, key, target, seconds, reader_key=read_key)
+        senders, reader = _run_senders(
+            stack, key, target, seconds, phase="load", reader_key=read_key
+        )
         rss_web1, rss_consumer1 = _rss_kib(web_pg), _rss_kib(consumer_pg)
         backlog = stack.inbox_depth()
         acked = sum(s["events"] for s in senders)
