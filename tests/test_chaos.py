@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -357,13 +358,19 @@ def test_the_server_refuses_to_start_on_a_damaged_database(tmp_path):
     stack.stop()  # the last connection checkpoints the WAL into the file
     damage(tmp_path / "flightrec.sqlite3")
 
-    serve = subprocess.run(
+    serve = subprocess.Popen(
         [sys.executable, "manage.py", "serve", "--port", str(free_port())],
-        cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT, env=stack.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
     )  # fmt: skip
+    try:
+        _, stderr = serve.communicate(timeout=60)
+    finally:  # if it did start, take its web server and consumer down with it
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(serve.pid, signal.SIGKILL)
     assert serve.returncode != 0
-    assert "flightrec will not start: the database is damaged" in serve.stderr
-    assert "flightrec.sqlite3:" in serve.stderr
+    assert "flightrec will not start: the database is damaged" in stderr
+    assert "flightrec.sqlite3:" in stderr
 
     # gunicorn started on its own (not through serve) refuses too.
     with pytest.raises(RuntimeError, match="web0 exited"):
