@@ -12,7 +12,9 @@ import time
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+
+from recorder import startup
 
 
 class Command(BaseCommand):
@@ -30,6 +32,10 @@ class Command(BaseCommand):
         parser.add_argument("--consumer-workers", type=int, default=2)
 
     def handle(self, host, port, web_workers, threads, consumer_workers, **options):
+        try:
+            startup.refuse_damaged_databases()
+        except startup.DamagedDatabase as exc:
+            raise CommandError(str(exc)) from None
         if not settings.DEBUG:
             call_command("collectstatic", interactive=False, verbosity=0)
         web = [
