@@ -40,12 +40,21 @@ class Read:
     scoped: bool
     # Anonymous callers get 401 (API) rather than a redirect to the login page.
     api: bool = False
+    # Only the application's admins may open it: viewers get 403.
+    admin_only: bool = False
     # Text that appears only for someone who may see the target's data.
     shows: Callable[[Target], str] = field(default=lambda t: t.session.key)
 
 
 READS = [
+    # Pages
     Read("sessions page", lambda t: "/", scoped=False),
+    Read("timeline page", lambda t: f"/sessions/{t.session.id}", scoped=True),
+    Read("correlation page", lambda t: f"/correlation/{t.event.correlation_id}", scoped=False,
+         shows=lambda t: t.event.message),
+    Read("storage page", lambda t: "/storage", scoped=False, shows=lambda t: t.app.name),
+    Read("retention page", lambda t: f"/storage/apps/{t.app.id}/retention", scoped=True,
+         admin_only=True, shows=lambda t: t.app.name),
     Read("applications page", lambda t: "/apps/", scoped=False, shows=lambda t: t.app.name),
     Read("API keys page", lambda t: f"/apps/{t.app.id}/keys", scoped=True,
          shows=lambda t: t.key.prefix),
@@ -53,10 +62,25 @@ READS = [
          shows=lambda t: t.member.username),
     Read("redaction page", lambda t: f"/apps/{t.app.id}/redaction", scoped=True,
          shows=lambda t: t.app.name),
+    # Read API
     Read("sessions API", lambda t: "/api/v1/sessions", scoped=False, api=True),
     Read("session API", lambda t: f"/api/v1/sessions/{t.session.id}", scoped=True, api=True),
     Read("events API", lambda t: f"/api/v1/sessions/{t.session.id}/events", scoped=True,
          api=True, shows=lambda t: t.event.message),
+    Read("histogram API", lambda t: f"/api/v1/sessions/{t.session.id}/histogram", scoped=True,
+         api=True, shows=lambda t: '"buckets"'),
+    Read("event API", lambda t: f"/api/v1/events/{t.event.id}", scoped=True, api=True,
+         shows=lambda t: t.event.message),
+    Read("events across sessions API", lambda t: "/api/v1/events", scoped=False, api=True,
+         shows=lambda t: t.event.message),
+    Read("correlation API", lambda t: f"/api/v1/correlation/{t.event.correlation_id}",
+         scoped=False, api=True, shows=lambda t: t.event.message),
+    Read("latest API", lambda t: "/api/v1/latest?pattern=cart::*&n=5", scoped=False, api=True,
+         shows=lambda t: t.event.message),
+    Read("session export API", lambda t: f"/api/v1/sessions/{t.session.id}/export",
+         scoped=True, api=True, shows=lambda t: t.event.message),
+    Read("application export API", lambda t: f"/api/v1/export?application={t.app.name}",
+         scoped=True, api=True, shows=lambda t: t.event.message),
 ]  # fmt: skip
 
 
@@ -88,6 +112,9 @@ WRITES = [
     Write("remove a member", lambda t: f"/apps/{t.app.id}/members/{t.member.id}/remove",
           lambda t: {},
           lambda t: not Membership.objects.filter(application=t.app, user=t.member).exists()),
+    Write("save retention settings", lambda t: f"/storage/apps/{t.app.id}/retention",
+          lambda t: {"retention_days": "11"},
+          lambda t: Application.objects.get(id=t.app.id).retention_days == 11),
     Write("save redaction rules", lambda t: f"/apps/{t.app.id}/redaction",
           lambda t: {"extra_keys": "persona_secret", "body_limit": "100"},
           lambda t: "persona_secret" in _policy(t).get("extra_keys", [])),
@@ -103,7 +130,8 @@ def _target(app: Application, member_name: str) -> Target:
     session = Session.objects.create(application=app, key=f"{app.name}-run-7f3a", started_at=now)
     event = Event.objects.create(
         application=app, session=session, seq=1, ts=now, received_at=now, type="log",
-        message=f"{app.name} checkout done", uid=f"{app.name}-uid-1",
+        message=f"{app.name} checkout done", uid=f"{app.name}-uid-1", key="cart::total",
+        correlation_id="order-77",  # the same id in both applications: chains must not mix
     )  # fmt: skip
     key = ApiKey.generate(app, name=f"{app.name} sender")[0]
     member = get_user_model().objects.create_user(member_name, password="password")
@@ -140,13 +168,16 @@ def test_each_person_sees_exactly_their_applications(row, persona, target_name, 
     client = as_persona(persona)
     target = world[target_name]
     response = client.get(row.url(target))
-    body = response.content.decode()
+    raw = b"".join(response.streaming_content) if response.streaming else response.content
+    body = raw.decode()
     if persona == "anonymous":
         if row.api:
             assert response.status_code == 401
         else:
             assert response.status_code == 302
             assert response["Location"].startswith("/login/")
+    elif row.admin_only and persona == "bob" and target_name == "shop":
+        assert response.status_code == 403
     elif _may_see(persona, target_name):
         assert response.status_code == 200, body[:300]
         assert row.shows(target) in body
