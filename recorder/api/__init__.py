@@ -6,6 +6,7 @@ from django.db import DataError, OperationalError
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError
 
+from recorder.api.docs import VendoredSwagger
 from recorder.api.export import router as export_router
 from recorder.api.ingest import router as ingest_router
 from recorder.api.sessions import router as sessions_router
@@ -20,6 +21,8 @@ api = NinjaAPI(
     version="1",
     description="Ingest application events and read sessions, timelines and snapshots.",
     urls_namespace="api",
+    # Swagger UI from static/vendor/: no CDN (offline installs, and our CSP forbids it).
+    docs=VendoredSwagger(),
 )
 
 
