@@ -60,6 +60,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Early, so redirects and errors from later middleware carry the policy too.
+    "recorder.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -200,6 +202,13 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 if TESTING:
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Failed log-ins are throttled per (username, client address) in every login path,
+# the admin's included: the backend refuses while locked (recorder/login_throttle.py).
+AUTHENTICATION_BACKENDS = ["recorder.login_throttle.ThrottledModelBackend"]
+FLIGHTREC_LOGIN_MAX_FAILURES = envint("FLIGHTREC_LOGIN_MAX_FAILURES", 5)
+# A password sprayer tries many usernames from one address: cap those too.
+FLIGHTREC_LOGIN_MAX_FAILURES_PER_IP = envint("FLIGHTREC_LOGIN_MAX_FAILURES_PER_IP", 50)
+FLIGHTREC_LOGIN_LOCKOUT_SECONDS = envint("FLIGHTREC_LOGIN_LOCKOUT_SECONDS", 15 * 60)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "sessions"
 LOGOUT_REDIRECT_URL = "login"
@@ -219,9 +228,42 @@ STORAGES = {
 if DEBUG or TESTING:
     STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
 
+# --- Security headers and HTTPS --------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True  # pages read the token from the form, never the cookie
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Sent on every response by recorder.middleware. No inline script anywhere: every page
+# loads its own file from static/. Inline *styles* stay allowed because server-rendered
+# markup sets widths and colours with style="" (bars, badges); with script-src and
+# img-src locked to 'self' an injected style can neither run code nor send data out.
+FLIGHTREC_CSP = os.getenv(
+    "FLIGHTREC_CSP",
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+)
+# Served over HTTPS: directly (FLIGHTREC_HTTPS=1) or behind a proxy that terminates
+# TLS and says so in a header (FLIGHTREC_PROXY_SSL_HEADER=X-Forwarded-Proto; only set
+# this when the proxy overwrites that header, or clients could forge "https").
+if proxy_header := os.getenv("FLIGHTREC_PROXY_SSL_HEADER", ""):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + proxy_header.upper().replace("-", "_"), "https")
+HTTPS = envbool("FLIGHTREC_HTTPS") or bool(proxy_header)
+if HTTPS:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    # SecurityMiddleware only sends HSTS on requests it sees as secure.
+    SECURE_HSTS_SECONDS = envint("FLIGHTREC_HSTS_SECONDS", 365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("FLIGHTREC_HSTS_INCLUDE_SUBDOMAINS")
+    SECURE_SSL_REDIRECT = envbool("FLIGHTREC_SSL_REDIRECT")
+    # Monitors poll /healthz over plain HTTP inside the network.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Which client address the login throttle counts: REMOTE_ADDR, unless a proxy we run
+# appends the real one to X-Forwarded-For (then the last entry is the one it saw).
+FLIGHTREC_TRUST_X_FORWARDED_FOR = envbool("FLIGHTREC_TRUST_X_FORWARDED_FOR")
 
 LOGGING = {
     "version": 1,

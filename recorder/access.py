@@ -31,3 +31,11 @@ def is_app_admin(user, application: Application) -> bool:
     return Membership.objects.filter(
         user=user, application=application, role=Membership.Role.ADMIN
     ).exists()
+
+
+def visible_application(principal, application_id: int) -> Application:
+    """One application the principal may see, else 404: a non-member learns nothing,
+    not even that the application exists."""
+    from django.shortcuts import get_object_or_404
+
+    return get_object_or_404(visible_applications(principal), id=application_id)

@@ -5,3 +5,7 @@ class RecorderConfig(AppConfig):
     name = "recorder"
     verbose_name = "flightrec"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        # Connects the login-throttle signal receivers.
+        from recorder import login_throttle  # noqa: F401

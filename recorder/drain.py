@@ -197,6 +197,12 @@ def _wanted_sessions(docs) -> dict[tuple[int, str], dict]:
                 entry = wanted[(row.application_id, ev["session"])]
                 if entry["started_us"] is None or ev["ts"] < entry["started_us"]:
                     entry["started_us"] = ev["ts"]
+            for key in doc["sessions"]:
+                # A batch-level session that none of the batch's events belong to (each
+                # event named its own) still gets created, started when it was received.
+                entry = wanted[(row.application_id, key)]
+                if entry["started_us"] is None:
+                    entry["started_us"] = received
         else:
             meta = doc["metadata"]
             entry = wanted.setdefault(

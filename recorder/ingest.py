@@ -204,6 +204,9 @@ def parse_ts(value: Any) -> int:
     if isinstance(value, (int, float)):
         if value != value or value in (float("inf"), float("-inf")):
             raise ItemError("ts must be a finite number")
+        if not MIN_TS <= value < MAX_TS / 1_000_000:
+            # Checked before scaling: 1e308 seconds is finite, its microseconds are not.
+            raise ItemError("ts is outside 1970..2100 (seconds expected, not milliseconds)")
         micros = round(value * 1_000_000)
     elif isinstance(value, str):
         try:
@@ -275,7 +278,12 @@ def normalize_event(item: Any, *, session_key: str | None, received_us: int) -> 
         if (value := _text(item, name, limit)) is not None:
             event[name] = value
     if (message := item.get("message")) is not None:
-        event["message"] = message if isinstance(message, str) else orjson.dumps(message).decode()
+        if not isinstance(message, str):
+            try:
+                message = orjson.dumps(message).decode()
+            except orjson.JSONEncodeError:  # orjson parses 1024 levels but writes only 254
+                raise ItemError("message is nested too deeply: send it as a string") from None
+        event["message"] = message
     payload = item.get("payload")
     if payload is not None:
         if not isinstance(payload, dict):

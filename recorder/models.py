@@ -307,3 +307,24 @@ class Keyframe(models.Model):
 
     def __str__(self) -> str:
         return f"keyframe at #{self.seq} ({self.ops} ops) of {self.session_id}"
+
+
+class LoginFailure(models.Model):
+    """One failed log-in, kept for the throttle window (see recorder/login_throttle.py).
+
+    In the database, not the cache: the default cache is per process, and gunicorn
+    runs several, each of which would otherwise grant its own quota of guesses.
+    """
+
+    username = models.CharField(max_length=150)  # as typed, lower-cased
+    ip = models.CharField(max_length=45)
+    at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["username", "ip", "at"], name="loginfailure_user_ip"),
+            models.Index(fields=["ip", "at"], name="loginfailure_ip"),
+        ]
+
+    def __str__(self) -> str:
+        return f"failed log-in for {self.username} from {self.ip} at {self.at}"

@@ -708,7 +708,7 @@ def _parse_json_bodies(payload: dict[str, Any], p: CompiledPolicy, out: list[str
         if type(v) is str and v[:1] in "{[" and len(v) > 1:
             try:
                 parsed = json.loads(v)
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested past the stack
                 continue
             holder = [parsed]
             before = len(out)

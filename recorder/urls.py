@@ -1,6 +1,10 @@
 from django.urls import path
 
 from recorder.views import (
+    app_keys,
+    app_members,
+    app_redaction,
+    applications,
     correlation,
     health,
     logging_ingest,
@@ -24,4 +28,25 @@ urlpatterns = [
     path("", sessions.sessions_list, name="sessions"),
     path("sessions/<int:session_id>", timeline.timeline, name="timeline"),
     path("correlation/<str:correlation_id>", correlation.correlation, name="correlation"),
+    # Application settings (members see them; admins change them).
+    path("apps/", applications.applications_list, name="applications"),
+    path("apps/<int:app_id>/keys", app_keys.app_keys, name="app_keys"),
+    path(
+        "apps/<int:app_id>/keys/<int:key_id>/revoke",
+        app_keys.app_key_revoke,
+        name="app_key_revoke",
+    ),
+    path("apps/<int:app_id>/members", app_members.app_members, name="app_members"),
+    path("apps/<int:app_id>/members/set", app_members.app_member_set, name="app_member_set"),
+    path(
+        "apps/<int:app_id>/members/<int:user_id>/remove",
+        app_members.app_member_remove,
+        name="app_member_remove",
+    ),
+    path("apps/<int:app_id>/redaction", app_redaction.app_redaction, name="app_redaction"),
+    path(
+        "apps/<int:app_id>/redaction/preview",
+        app_redaction.app_redaction_preview,
+        name="app_redaction_preview",
+    ),
 ]

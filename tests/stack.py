@@ -53,6 +53,7 @@ class Stack:
         env: dict | None = None,
         web_workers: int = 1,
         threads: int = 4,
+        logs: Path | None = None,
     ):
         self.data_dir = Path(data_dir)
         self.web_workers, self.threads = web_workers, threads
@@ -78,7 +79,8 @@ class Stack:
         self.ports = [free_port() for _ in range(webs)]
         self.webs: list[subprocess.Popen | None] = [None] * webs
         self.consumers: list[subprocess.Popen | None] = [None] * consumers
-        self.logs = self.data_dir / "logs"
+        # Elsewhere when the data dir is a tiny filesystem that tests fill up.
+        self.logs = Path(logs) if logs else self.data_dir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
 
     # --- processes -------------------------------------------------------------------

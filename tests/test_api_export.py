@@ -165,3 +165,9 @@ def test_the_timeline_links_to_exports_with_its_current_filters(client, alice, r
     r = client.get(href)
     assert r.status_code == 200
     assert [x["id"] for x in ndjson_lines(r)[1:]] == ["e5", "e10", "e20", "e25"]
+
+
+def test_a_multipart_upload_without_a_file_part_is_a_clear_400(client, shop_key):
+    r = client.post("/api/v1/import", {"file": "not a file part"}, HTTP_X_API_KEY=shop_key)
+    assert r.status_code == 400
+    assert 'named "file"' in r.json()["detail"]

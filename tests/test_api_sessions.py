@@ -161,3 +161,23 @@ def test_other_applications_data_is_invisible(client, data, charlie):
     assert client.get("/api/v1/correlation/req-1").json()["items"] == []
     assert client.get("/api/v1/events").json()["items"] == []
     assert client.get("/api/v1/latest", {"pattern": "*"}).json()["items"] == []
+
+
+def test_a_query_number_past_64_bits_is_a_400_not_a_crash(client, read_key):
+    r = client.get(
+        "/api/v1/latest?pattern=a&session=99999999999999999999999", HTTP_X_API_KEY=read_key
+    )
+    assert r.status_code == 400
+    assert "out of range" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/sessions/99999999999999999999999",
+        "/api/v1/sessions/99999999999999999999999/events",
+        "/api/v1/events/99999999999999999999999",
+    ],
+)
+def test_an_id_past_64_bits_is_simply_not_found(client, read_key, url):
+    assert client.get(url, HTTP_X_API_KEY=read_key).status_code == 404

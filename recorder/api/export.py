@@ -11,6 +11,7 @@ from ninja.files import UploadedFile
 from recorder import export, importer, queries
 from recorder.access import visible_applications, visible_events, visible_sessions
 from recorder.api.auth import read_auth, write_auth
+from recorder.api.errors import READ_ERRORS, Error
 from recorder.api.sessions import principal
 from recorder.ingest import IngestError
 
@@ -23,10 +24,6 @@ CONTENT_TYPES = {
 }
 # Parameters of ours, next to the timeline filters in the same query string.
 OWN_PARAMS = {"format", "gzip", "application"}
-
-
-class Error(Schema):
-    detail: str
 
 
 def _filters(request: HttpRequest) -> "queries.EventFilters":
@@ -60,7 +57,7 @@ def _download(chunks, *, filename: str, fmt: str, gzipped: bool) -> StreamingHtt
 @router.get(
     "/sessions/{session_id}/export",
     auth=read_auth,
-    response={200: None, 400: Error, 404: Error},
+    response={200: None, **READ_ERRORS},
     summary="Download a session as NDJSON, JSON or HAR",
 )
 def export_session(request: HttpRequest, session_id: int, format: str = "ndjson", gzip: int = 0):
@@ -86,7 +83,7 @@ def export_session(request: HttpRequest, session_id: int, format: str = "ndjson"
 @router.get(
     "/export",
     auth=read_auth,
-    response={200: None, 400: Error, 404: Error},
+    response={200: None, **READ_ERRORS},
     summary="Audit export: an application's events across sessions",
 )
 def export_application(
@@ -133,7 +130,16 @@ class ImportFailedOut(ImportOut):
 @router.post(
     "/import",
     auth=write_auth,
-    response={200: ImportOut, 400: Error, 401: Error, 422: ImportFailedOut},
+    response={
+        200: ImportOut,
+        400: Error,
+        401: Error,
+        413: Error,
+        415: Error,
+        422: ImportFailedOut,
+        429: Error,
+        503: Error,
+    },
     summary="Import an export file into the key's application",
 )
 def import_file(request: HttpRequest, file: UploadedFile | None = File(None)):  # noqa: B008
@@ -147,6 +153,9 @@ def import_file(request: HttpRequest, file: UploadedFile | None = File(None)):  
     try:
         if file is not None:
             result = importer.import_stream(file.file, application=application)
+        elif request.content_type == "multipart/form-data":
+            # The form was parsed (so the raw body is gone) but held no file part.
+            raise IngestError(400, 'a multipart upload needs the file in a part named "file"')
         else:
             result = importer.import_bytes(request.body, application=application)
     except importer.ImportFailed as exc:

@@ -7,14 +7,10 @@ from ninja import Router, Schema
 
 from recorder import ingest
 from recorder.api.auth import write_auth
+from recorder.api.errors import Error, Rejected
 from recorder.models import InboxBatch
 
 router = Router(tags=["ingestion"], auth=write_auth)
-
-
-class Rejected(Schema):
-    index: int
-    error: str
 
 
 class IngestOut(Schema):
@@ -27,37 +23,80 @@ class SessionAccepted(Schema):
     session: str
 
 
-class Error(Schema):
-    detail: str
-    rejected: list[Rejected] | None = None
-
-
+# The OpenAPI document describes what is accepted as precisely as JSON Schema can, so
+# clients generated from it send valid events. What it cannot say (ts within 1970..2100
+# for RFC 3339 strings, valid JSON pointers in state ops) is checked per item and
+# reported in `rejected`.
+TS_DOC = {
+    "oneOf": [
+        {"type": "string", "format": "date-time"},
+        {"type": "number", "minimum": 0, "exclusiveMaximum": 4102444800},
+    ],
+    "description": "RFC 3339, or seconds since the Unix epoch; 1970..2100",
+}
+ENVELOPE_FIELDS = {
+    "id": {"type": "string", "minLength": 1, "maxLength": 64},
+    "ts": TS_DOC,
+    "type": {"type": "string", "pattern": r"^[A-Za-z0-9_.:/\-]{1,64}$"},
+    "source": {"type": "string", "maxLength": 128},
+    "severity": {
+        "oneOf": [
+            {"type": "string", "enum": sorted(ingest.SEVERITY_NAMES)},
+            {"type": "integer", "minimum": 1, "maximum": 24},
+        ]
+    },
+    "message": {"type": "string"},
+    "key": {"type": "string", "maxLength": 200},
+    "correlation_id": {"type": "string", "maxLength": 128},
+    "actor": {"type": "string", "maxLength": 128},
+    "payload": {"type": "object"},
+    "state": {
+        "type": "object",
+        "required": ["op"],
+        "properties": {"op": {"type": "string", "enum": ["set", "merge", "patch"]}},
+    },
+}
+SESSION_KEY_DOC = {"type": "string", "minLength": 1, "maxLength": 128}
 ENVELOPE_DOC = {
     "type": "object",
-    "description": "An event envelope (see the README). A batch is a JSON array of these, "
-    'an object {"session": {...}, "events": [...]}, or NDJSON; gzip allowed.',
-    "properties": {
-        "id": {"type": "string", "maxLength": 64},
-        "session": {"type": "string", "maxLength": 128},
-        "ts": {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "number"}]},
-        "type": {"type": "string", "maxLength": 64},
-        "source": {"type": "string"},
-        "severity": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
-        "message": {"type": "string"},
-        "key": {"type": "string"},
-        "correlation_id": {"type": "string"},
-        "actor": {"type": "string"},
-        "payload": {"type": "object"},
-        "state": {"type": "object"},
-    },
-    "required": ["type"],
+    "description": "An event envelope (see the README). Unknown fields are ignored.",
+    "properties": {"session": SESSION_KEY_DOC, **ENVELOPE_FIELDS},
+    "required": ["type", "session"],
 }
+# In the {"session", "events"} form the session may be given once for the batch.
+BATCH_EVENT_DOC = {**ENVELOPE_DOC, "required": ["type"]}
 EVENTS_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": {"type": "array", "items": ENVELOPE_DOC}},
-            "application/x-ndjson": {"schema": {"type": "string"}},
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {"type": "array", "items": ENVELOPE_DOC},
+                        {
+                            "type": "object",
+                            "required": ["session", "events"],
+                            "properties": {
+                                "session": {
+                                    "oneOf": [
+                                        SESSION_KEY_DOC,
+                                        {
+                                            "type": "object",
+                                            "required": ["key"],
+                                            "properties": {"key": SESSION_KEY_DOC},
+                                            "additionalProperties": True,
+                                        },
+                                    ]
+                                },
+                                "events": {"type": "array", "items": BATCH_EVENT_DOC},
+                            },
+                        },
+                    ]
+                }
+            },
+            "application/x-ndjson": {
+                "schema": {"type": "string", "description": "one event envelope per line"}
+            },
         },
     }
 }
@@ -118,8 +157,8 @@ SESSION_BODY = {
                     "type": "object",
                     "required": ["key"],
                     "properties": {
-                        "key": {"type": "string", "maxLength": 128},
-                        "started_at": {"type": "string", "format": "date-time"},
+                        "key": SESSION_KEY_DOC,
+                        "started_at": TS_DOC,
                         "metadata": {"type": "object"},
                     },
                     "additionalProperties": True,
@@ -130,6 +169,9 @@ SESSION_BODY = {
 }
 
 
+# GET /sessions is registered on this router too (see recorder/api/sessions.py): two
+# routers holding the same path make two URL patterns, and the first one would answer
+# the other's method with 405.
 @router.post(
     "/sessions",
     response={202: SessionAccepted, **ERRORS},
@@ -161,9 +203,9 @@ END_BODY = {
                 "schema": {
                     "type": "object",
                     "properties": {
-                        "ts": {"type": "string", "format": "date-time"},
+                        "ts": TS_DOC,
                         "status": {"type": "string", "enum": ["ended", "crashed"]},
-                        "reason": {"type": "string"},
+                        "reason": {"type": "string", "maxLength": 200},
                     },
                 }
             }
@@ -183,6 +225,8 @@ def end_session(request: HttpRequest, key: str):
     status = doc.get("status", "ended")
     if status not in ("ended", "crashed"):
         raise ingest.IngestError(400, "status must be ended or crashed")
+    if doc.get("reason") is not None and not isinstance(doc["reason"], str):
+        raise ingest.IngestError(400, "reason must be a string")
     meta = {"status": status, "reason": doc.get("reason"), "ts": doc.get("ts")}
     ingest.session_accept(
         application=request.auth.application,

@@ -15,6 +15,7 @@ from ninja import Query, Router, Schema
 from recorder import queries
 from recorder.access import visible_events, visible_sessions
 from recorder.api.auth import read_auth
+from recorder.api.errors import READ_ERRORS
 from recorder.api.ingest import router as ingest_router
 from recorder.fields import to_micros
 from recorder.models import Event
@@ -167,7 +168,7 @@ def _page_dict(page: queries.Page, order=queries.SESSION_ORDER) -> dict:
     }
 
 
-ERRORS = {400: Error, 404: Error}
+ERRORS = READ_ERRORS
 
 
 @shared_paths.get(

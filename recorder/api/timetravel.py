@@ -14,6 +14,7 @@ from ninja.errors import HttpError
 from recorder import timetravel
 from recorder.access import visible_sessions
 from recorder.api.auth import read_auth
+from recorder.api.errors import READ_ERRORS, Error
 from recorder.api.sessions import principal
 from recorder.models import Session
 
@@ -59,7 +60,7 @@ def _position(session: Session, raw: str | None, name: str) -> timetravel.Positi
 
 @router.get(
     "/sessions/{session_id}/snapshot",
-    response=SnapshotOut,
+    response={200: SnapshotOut, **READ_ERRORS},
     summary="State, latest value per key, counts and recent events at an instant",
 )
 def snapshot(request: HttpRequest, session_id: int, at: str):
@@ -69,7 +70,7 @@ def snapshot(request: HttpRequest, session_id: int, at: str):
 
 @router.get(
     "/sessions/{session_id}/diff",
-    response=DiffOut,
+    response={200: DiffOut, **READ_ERRORS},
     summary="What changed in state (JSON Patch) and latest values between two instants",
 )
 def diff(
@@ -87,13 +88,15 @@ def diff(
 
 
 class ReplayIndexOut(Schema):
-    events: list[tuple[int, int, int, str]]
+    # Rows of [id, ts µs, seq, severity]. Declared as plain lists: pydantic writes a
+    # tuple as the draft-07 "items: [...]" form, which OpenAPI 3.1 schemas reject.
+    events: list[list[int | str]]
     truncated: bool
 
 
 @router.get(
     "/sessions/{session_id}/replay/index",
-    response=ReplayIndexOut,
+    response={200: ReplayIndexOut, **READ_ERRORS},
     summary="Every event as [id, ts µs, seq, severity], for a player's clock and scrubber",
 )
 def replay_index(request: HttpRequest, session_id: int):
@@ -115,7 +118,7 @@ def _speed(raw: str) -> float:
 @router.get(
     "/sessions/{session_id}/replay",
     summary="Replay as Server-Sent Events, each event at its real time divided by speed",
-    response={200: None},
+    response={200: None, 429: Error, **READ_ERRORS},
 )
 def replay(
     request: HttpRequest,

@@ -17,6 +17,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from recorder import startup
+
 
 class Command(BaseCommand):
     help = "Serve the dashboard and API (gunicorn) and run the Huey consumer."
@@ -45,6 +47,10 @@ class Command(BaseCommand):
             raise CommandError(
                 "several consumers need PostgreSQL (DATABASE_URL); see docs/scaling.md"
             )
+        try:
+            startup.refuse_damaged_databases()
+        except startup.DamagedDatabase as exc:
+            raise CommandError(str(exc)) from None
         if not settings.DEBUG:
             call_command("collectstatic", interactive=False, verbosity=0)
         web = [
