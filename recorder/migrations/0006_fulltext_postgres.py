@@ -34,7 +34,7 @@ def _postgres(*statements):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("recorder", "0004_timetravel")]
+    dependencies = [("recorder", "0005_security")]
 
     operations = [
         migrations.RunPython(
