@@ -246,7 +246,7 @@ def apply_batches(rows: list[InboxBatch]) -> DrainStats:
     again with the stored uids filtered out first, so seq numbers and counters are
     only ever handed to events that are really inserted.
     """
-    docs = [(row, orjson.loads(bytes(row.body))) for row in rows]
+    docs = [(row, _load(bytes(row.body))) for row in rows]
     wanted = _wanted_sessions(docs)
     if settings.INBOX_DB == "default":
         # Several drains can run at once here: hold the sessions for this transaction.
@@ -262,6 +262,30 @@ def apply_batches(rows: list[InboxBatch]) -> DrainStats:
                 uids_by_app[row.application_id].extend(ev["uid"] for ev in doc["events"])
         known = {app_id: _known_uids(app_id, uids) for app_id, uids in uids_by_app.items()}
         return _apply(docs, wanted, known=known)
+
+
+def _load(body: bytes) -> dict:
+    doc = orjson.loads(body)
+    # PostgreSQL cannot store NUL in text or jsonb; orjson writes it as \u0000, so the
+    # byte search keeps the common case free.
+    if b"\\u0000" in body and connection.vendor == "postgresql":
+        doc = _without_nul(doc)
+        for ev in doc.get("events", ()):
+            for name in JSON_COLUMNS:  # JSON text inside the spool: clean its values too
+                if isinstance(ev.get(name), str) and "\\u0000" in ev[name]:
+                    ev[name] = orjson.dumps(_without_nul(orjson.loads(ev[name]))).decode()
+    return doc
+
+
+def _without_nul(value):
+    """NUL in every string (keys too) becomes U+FFFD, the replacement character."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
 
 
 def _insert_sql() -> str:

@@ -21,10 +21,13 @@ import re
 from django.db import connection
 
 FTS_TABLE = "recorder_event_fts"
+# A tsvector holds at most 1 MB: only the first PG_DOCUMENT_CHARS characters of message
+# and payload are indexed (and searched), so a huge payload cannot fail its insert.
+PG_DOCUMENT_CHARS = 100_000
 PG_DOCUMENT = (
-    "to_tsvector('simple'::regconfig, regexp_replace("
+    "to_tsvector('simple'::regconfig, regexp_replace(left("
     "COALESCE({t}.\"message\", '') || ' ' || COALESCE({t}.\"payload\"::text, ''), "
-    "'[[:punct:][:space:]]+', ' ', 'g'))"
+    f"{PG_DOCUMENT_CHARS}), '[[:punct:][:space:]]+', ' ', 'g'))"
 )
 _WORD = re.compile(r"[\w]+\*?", re.UNICODE)
 

@@ -84,6 +84,13 @@ def integrity(path: Path) -> str:
         con.close()
 
 
+# These damage or fill SQLite files; on PostgreSQL the data is not in them.
+sqlite_files_only = pytest.mark.skipif(
+    bool(os.getenv("DATABASE_URL")),
+    reason="fills or damages the SQLite files; PostgreSQL keeps its data in its own server",
+)
+
+
 @pytest.fixture
 def stack(tmp_path):
     s = Stack(tmp_path)
@@ -160,6 +167,7 @@ def fill(path: Path, *, leave: int = 0) -> int:
     return written
 
 
+@sqlite_files_only
 def test_a_full_disk_answers_503_loses_nothing_and_recovers_by_itself(tmp_path):
     with tiny_filesystem(tmp_path / "data") as data:
         # min free bytes 0: the admission check stays out of the way, so this is SQLite
@@ -220,6 +228,7 @@ def test_a_full_disk_answers_503_loses_nothing_and_recovers_by_itself(tmp_path):
             assert integrity(data / name) == "ok", f"{name} is damaged"
 
 
+@sqlite_files_only
 def test_the_drain_keeps_inbox_rows_when_the_event_database_cannot_grow(tmp_path):
     """The drain's transaction fails on a full disk: its inbox rows stay for later."""
     with tiny_filesystem(tmp_path / "data") as data:
@@ -348,6 +357,7 @@ def damage(path: Path) -> None:
         f.write(b"\xde\xad\xbe\xef" * 256)
 
 
+@sqlite_files_only
 def test_the_server_refuses_to_start_on_a_damaged_database(tmp_path):
     stack = Stack(tmp_path)
     stack.start()

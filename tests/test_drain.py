@@ -101,3 +101,18 @@ def test_executemany_rowcount_is_the_number_of_rows_inserted_on_this_backend(sho
         cursor.executemany(drain._insert_sql(), rows(range(5, 15)))
         assert cursor.rowcount == 5
     assert Event.objects.get(uid="u3").payload == {"a": 1}
+
+
+def test_nul_characters_become_replacement_characters_only_on_postgresql(shop, ingest):
+    from django.db import connection
+
+    nul = "\u0000"
+    ingest.post([{"session": "s", "type": "log", "message": f"a{nul}b",
+                  "payload": {f"k{nul}": [f"v{nul}"]}}])  # fmt: skip
+    event = Event.objects.get()
+    if connection.vendor == "postgresql":  # text and jsonb cannot hold NUL
+        assert event.message == "a\ufffdb"
+        assert event.payload == {"k\ufffd": ["v\ufffd"]}
+    else:
+        assert event.message == f"a{nul}b"
+        assert event.payload == {f"k{nul}": [f"v{nul}"]}

@@ -344,6 +344,10 @@ def latest(
 ):
     """For each key matching `pattern` (`*` wildcards, e.g. `accuracy::*`), its latest
     `n` events (newest first), in one session or across the visible sessions."""
+    if session is not None and not -(2**63) <= session < 2**63:
+        # SQLite's driver refuses it; PostgreSQL would compare it as numeric and find
+        # nothing. Say so the same way on both.
+        raise OverflowError(session)
     return {
         "items": queries.latest_by_key(
             principal(request), pattern=pattern, n=n, session_id=session, app=app

@@ -4,17 +4,18 @@ PostgreSQL's parser reads "/api/checkout" or "sensors/kitchen/temperature" as on
 file-path token, so "checkout" and "kitchen" were not found, while SQLite's unicode61
 tokenizer splits them. The new document (recorder.search.PG_DOCUMENT) replaces runs
 of punctuation and space with one space before to_tsvector, over the message and the
-payload's JSON text: the same words SQLite's FTS5 table indexes, keys included.
-Nothing to do on SQLite.
+payload's JSON text: the same words SQLite's FTS5 table indexes, keys included. Only
+the first 100,000 characters: a tsvector holds at most 1 MB, and a bigger one failed
+the insert of the whole drain. Nothing to do on SQLite.
 """
 
 from django.db import migrations
 
 NEW = (
     "CREATE INDEX IF NOT EXISTS event_fulltext ON recorder_event USING gin (("
-    "to_tsvector('simple'::regconfig, regexp_replace("
+    "to_tsvector('simple'::regconfig, regexp_replace(left("
     "COALESCE(\"recorder_event\".\"message\", '') || ' ' || "
-    "COALESCE(\"recorder_event\".\"payload\"::text, ''), "
+    "COALESCE(\"recorder_event\".\"payload\"::text, ''), 100000), "
     "'[[:punct:][:space:]]+', ' ', 'g'))))"
 )
 OLD = (
