@@ -20,7 +20,16 @@ from pathlib import Path
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flightrec_site.settings")
 
-MODULES = ["ingest", "timeline", "timetravel", "export", "retention", "redaction", "client"]
+MODULES = [
+    "ingest",
+    "timeline",
+    "timetravel",
+    "export",
+    "retention",
+    "redaction",
+    "client",
+    "load",
+]
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

@@ -70,7 +70,7 @@ class Poster:
         return time.perf_counter() - started
 
 
-def _event_count(db: Path) -> int:
+def event_count(db: Path) -> int:
     con = sqlite3.connect(db, timeout=30)
     try:
         return con.execute("SELECT COUNT(*) FROM recorder_event").fetchone()[0]
@@ -111,7 +111,7 @@ def flightrec_ingest(stack: Stack, key: str, bodies: list[bytes], n: int, sender
     for t in threads:
         t.join()
     acked = time.perf_counter() - started
-    while _event_count(db) < n:
+    while event_count(db) < n:
         time.sleep(0.02)
     return acked, time.perf_counter() - started
 

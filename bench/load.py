@@ -19,7 +19,6 @@ import multiprocessing as mp
 import os
 import shutil
 import signal
-import sqlite3
 import statistics
 import tempfile
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import orjson
 
+from bench.ingest import event_count
 from tests.stack import Stack
 
 BATCH = 100
@@ -50,14 +50,6 @@ def _rss_kib(pgid: int) -> int:
         except (OSError, ProcessLookupError):
             continue
     return total
-
-
-def _event_count(db: Path) -> int:
-    con = sqlite3.connect(db, timeout=30)
-    try:
-        return con.execute("SELECT COUNT(*) FROM recorder_event").fetchone()[0]
-    finally:
-        con.close()
 
 
 def _sender(port: int, key: str, worker: str, rate: float | None, seconds: float, out):
@@ -180,7 +172,7 @@ def run(args) -> list[dict]:
         t0 = time.perf_counter()
         senders, _ = _run_senders(stack, key, None, probe, phase="max")
         probe_events = sum(s["events"] for s in senders)
-        while _event_count(db) < probe_events:
+        while event_count(db) < probe_events:
             time.sleep(0.1)
         max_rate = probe_events / (time.perf_counter() - t0)
         target = 0.8 * max_rate
@@ -188,7 +180,7 @@ def run(args) -> list[dict]:
         # 2. Sustained at 80 %, with a reader.
         web_pg, consumer_pg = stack.webs[0].pid, stack.consumers[0].pid
         rss_web0, rss_consumer0 = _rss_kib(web_pg), _rss_kib(consumer_pg)
-        before = _event_count(db)
+        before = event_count(db)
         senders, reader = _run_senders(
             stack, key, target, seconds, phase="load", reader_key=read_key
         )
@@ -196,9 +188,9 @@ def run(args) -> list[dict]:
         backlog = stack.inbox_depth()
         acked = sum(s["events"] for s in senders)
         deadline = time.monotonic() + 120
-        while _event_count(db) - before < acked and time.monotonic() < deadline:
+        while event_count(db) - before < acked and time.monotonic() < deadline:
             time.sleep(0.1)
-        stored = _event_count(db) - before
+        stored = event_count(db) - before
     finally:
         stack.stop()
         shutil.rmtree(tmp, ignore_errors=True)

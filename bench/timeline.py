@@ -348,8 +348,6 @@ def run(args=None) -> list[dict]:
 if __name__ == "__main__":
     import sys
 
-    for row in run(sys.argv[1:]):
-        print(
-            f"{row['name']:<58} {row['value']:>9} {row['unit']:<6} raw {row['baseline']!s:>8}"
-            f"  x{row['ratio']!s:<6} {row['note']}"
-        )
+    from bench.__main__ import print_table
+
+    print_table(run(sys.argv[1:]))

@@ -217,21 +217,7 @@ def session_event_rows(
     `ts >= t` bounds the index range; the OR only settles ties within that one ts.
     """
     base = (events if events is not None else Event.objects.all()).filter(session=session)
-    base = base.order_by("ts", "seq")
-    last: tuple[int, int] | None = None
-    with _sequential_reads(base.db):
-        while True:
-            qs = base
-            if last is not None:
-                ts, seq = last
-                qs = qs.filter(ts__gte=ts).filter(Q(ts__gt=ts) | Q(seq__gt=seq))
-            rows = _raw_rows(qs[:chunk], COLUMNS)
-            if not rows:
-                return
-            yield rows
-            if len(rows) < chunk:
-                return
-            last = (rows[-1][0], rows[-1][1])
+    yield from _keyset_chunks(base, COLUMNS, tie="seq", tie_column=1, chunk=chunk)
 
 
 def application_event_rows(events: QuerySet, *, chunk: int = CHUNK_ROWS) -> Iterator[list[tuple]]:
@@ -240,22 +226,30 @@ def application_event_rows(events: QuerySet, *, chunk: int = CHUNK_ROWS) -> Iter
     seq is per session, so across sessions the tie-breaker is the row id; within one
     session id order is seq order (both are handed out in arrival order).
     """
-    base = events.order_by("ts", "id")
     columns = (*COLUMNS, "session__key", "id")
+    yield from _keyset_chunks(events, columns, tie="id", tie_column=14, chunk=chunk)
+
+
+def _keyset_chunks(
+    base: QuerySet, columns: tuple, *, tie: str, tie_column: int, chunk: int
+) -> Iterator[list[tuple]]:
+    """Rows in (ts, tie) order, chunk by chunk, each query starting after the last row
+    seen; `tie_column` is where the tie-breaker sits in `columns` (ts is column 0)."""
+    base = base.order_by("ts", tie)
     last: tuple[int, int] | None = None
     with _sequential_reads(base.db):
         while True:
             qs = base
             if last is not None:
-                ts, row_id = last
-                qs = qs.filter(ts__gte=ts).filter(Q(ts__gt=ts) | Q(id__gt=row_id))
+                ts, after = last
+                qs = qs.filter(ts__gte=ts).filter(Q(ts__gt=ts) | Q(**{f"{tie}__gt": after}))
             rows = _raw_rows(qs[:chunk], columns)
             if not rows:
                 return
             yield rows
             if len(rows) < chunk:
                 return
-            last = (rows[-1][0], rows[-1][14])
+            last = (rows[-1][0], rows[-1][tie_column])
 
 
 # --- Formats ---------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Full-text search over event message and payload, backed by an index on each database.
 
 SQLite: an FTS5 table with external content (the event table itself), columns message
-and payload. The unicode61 tokenizer splits the payload's JSON text on punctuation, so
+and payload, without token positions (detail=none: words and prefixes, no phrases). The unicode61 tokenizer splits the payload's JSON text on punctuation, so
 keys and string values become words: a flattened payload at no extra storage. The drain
 adds new rows (`fts_index_new_events`); a trigger removes rows that retention deletes,
 with the exact values they were indexed with (what external content requires).
@@ -29,7 +29,10 @@ PG_DOCUMENT = (
     "COALESCE({t}.\"message\", '') || ' ' || COALESCE({t}.\"payload\"::text, ''), "
     f"{PG_DOCUMENT_CHARS}), '[[:punct:][:space:]]+', ' ', 'g'))"
 )
-_WORD = re.compile(r"[\w]+\*?", re.UNICODE)
+# Letters and digits only, as FTS5's unicode61 tokenizer reads them (an underscore
+# separates words there too): each term is then one token, never a phrase, which the
+# position-less index (detail=none) could not answer.
+_WORD = re.compile(r"[^\W_]+\*?", re.UNICODE)
 
 
 def fts_terms(text: str) -> list[str]:

@@ -167,6 +167,16 @@ def test_full_text_is_not_confused_by_search_syntax(timeline):
     assert run(timeline, q="   ") == list(range(8))
 
 
+def test_full_text_words_joined_by_underscores_or_dashes_are_separate_words(timeline, ingest, shop):
+    # The index keeps no positions (no phrase queries), so "index_error" must become
+    # two ANDed words rather than a phrase.
+    ingest.post([{"session": "run-3", "type": "log", "ts": T0, "message": "low_memory warning"}])
+    other = Session.objects.get(application=shop, key="run-3")
+    assert run(other, q="low_memory") == [0]
+    assert run(other, q="memory-low") == [0]
+    assert run(other, q="low_disk") == []
+
+
 def test_full_text_uses_the_index(timeline):
     qs = queries.filter_events(Event.objects.all(), EventFilters(q="kitchen"))
     sql = str(qs.query)

@@ -246,16 +246,7 @@
     }
   }
 
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (k === "class") node.className = v;
-      else if (k === "text") node.textContent = v;
-      else node.setAttribute(k, v);
-    }
-    for (const c of children) node.append(c);
-    return node;
-  }
+  const el = window.flightrec.el;
 
   function tree(value, depth, budget) {
     if (budget.left-- <= 0) return el("span", { class: "muted", text: "…" });

@@ -9,16 +9,7 @@
   const SEVERITIES = ["debug", "info", "warn", "error", "fatal"];
   const COLORS = { debug: "#9aa3b5", info: "#2458d6", warn: "#d69e2e", error: "#c53030", fatal: "#7b1fa2" };
 
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (k === "class") node.className = v;
-      else if (k === "text") node.textContent = v;
-      else node.setAttribute(k, v);
-    }
-    for (const c of children) node.append(c);
-    return node;
-  }
+  const el = window.flightrec.el;
 
   function withQuery(url, extra) {
     const q = [ds.apiQuery, extra].filter(Boolean).join("&");
