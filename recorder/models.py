@@ -34,9 +34,13 @@ class Application(models.Model):
     retention_days = models.PositiveIntegerField(null=True, blank=True)
     max_sessions = models.PositiveIntegerField(null=True, blank=True)
     max_events_per_session = models.PositiveIntegerField(null=True, blank=True)
+    # db_default on columns added after the first release: rows written by plain SQL
+    # (operators' scripts, bulk loaders) that do not name them still insert.
     session_overflow = models.CharField(
         max_length=12,
         blank=True,
+        default="",
+        db_default="",
         choices=[("drop_oldest", "drop the oldest events"), ("refuse", "refuse new events")],
     )
     members = models.ManyToManyField(
@@ -123,8 +127,8 @@ class Session(models.Model):
     pinned = models.BooleanField(default=False)
     # Events the drain refused because the session reached its event limit ("refuse"),
     # and the oldest events the purge removed to keep it under the limit ("drop_oldest").
-    refused_count = models.BigIntegerField(default=0)
-    trimmed_count = models.BigIntegerField(default=0)
+    refused_count = models.BigIntegerField(default=0, db_default=0)
+    trimmed_count = models.BigIntegerField(default=0, db_default=0)
 
     class Meta:
         constraints = [

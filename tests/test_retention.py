@@ -209,6 +209,27 @@ def test_over_the_soft_budget_http_bodies_go_first_oldest_first_keeping_metadata
     assert "request_body" not in newer[0].payload
 
 
+def test_dropped_bodies_leave_the_search_index_and_their_events_can_still_be_deleted(ingest, shop):
+    from recorder import queries
+
+    shop.redaction = {"capture_bodies": True}
+    shop.save()
+    payload = {"method": "POST", "url": "https://x.example/api", "status": 200,
+               "request_body": "zanzibar " + "x" * 6000}  # fmt: skip
+    send(ingest, "bodies", 5, age_days=40, type="http", payload=payload)
+
+    def found():
+        filters = queries.parse_event_filters({"q": "zanzibar"})
+        return queries.filter_events(Event.objects.all(), filters).count()
+
+    assert found() == 5
+    drop = retention.bodies_drop(target_bytes=10**9, app=None, dry_run=False)
+    assert drop.bodies == 5
+    assert found() == 0, "the index still held words of a dropped body"
+    retention.purge_run()  # max age: the session goes, and its rewritten rows with it
+    assert "bodies" not in keys()
+
+
 @pytest.mark.skipif(
     bool(os.getenv("DATABASE_URL")),
     reason="SQLite gives freed pages back to the file (auto_vacuum=INCREMENTAL); PostgreSQL "
