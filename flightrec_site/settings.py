@@ -195,6 +195,12 @@ FLIGHTREC_PURGE_PAUSE_MS = envint("FLIGHTREC_PURGE_PAUSE_MS", 30)
 FLIGHTREC_ABANDON_AFTER_SECONDS = envint("FLIGHTREC_ABANDON_AFTER_SECONDS", 6 * 3600)
 DATA_UPLOAD_MAX_MEMORY_SIZE = FLIGHTREC_MAX_BODY_BYTES
 
+# --- Serving -----------------------------------------------------------------------------
+# Threads per gunicorn worker (`manage.py serve`). A replay stream holds a thread while
+# it plays, so each process lets at most half of them stream: with 2 workers x 24
+# threads, 24 concurrent replays still leave 24 threads for pages and ingestion.
+FLIGHTREC_WEB_THREADS = envint("FLIGHTREC_WEB_THREADS", 24)
+
 # --- Auth and static -------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

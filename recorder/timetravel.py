@@ -22,7 +22,6 @@ a state document in place.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import Counter
@@ -467,7 +466,7 @@ def _max_streams() -> int:
     configured = getattr(settings, "FLIGHTREC_REPLAY_MAX_STREAMS", None)
     if configured:
         return int(configured)
-    return max(1, int(os.getenv("FLIGHTREC_WEB_THREADS", "8")) // 2)
+    return max(1, settings.FLIGHTREC_WEB_THREADS // 2)
 
 
 _streams = threading.BoundedSemaphore(_max_streams())

@@ -29,9 +29,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--web-workers", type=int, default=int(os.getenv("FLIGHTREC_WEB_WORKERS", "2"))
         )
-        parser.add_argument(
-            "--threads", type=int, default=int(os.getenv("FLIGHTREC_WEB_THREADS", "8"))
-        )
+        parser.add_argument("--threads", type=int, default=settings.FLIGHTREC_WEB_THREADS)
         parser.add_argument("--consumer-workers", type=int, default=2)
         parser.add_argument(
             "--consumers",
