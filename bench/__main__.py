@@ -10,6 +10,7 @@ Each module in bench/ exposes run(args) -> list of rows
 """
 
 import argparse
+import copy
 import importlib
 import json
 import os
@@ -55,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         print(f"== {name}", file=sys.stderr, flush=True)
         try:
-            for row in module.run(args):
+            # A copy each: a module may set defaults on its args; the next must not see them.
+            for row in module.run(copy.copy(args)):
                 rows.append({"module": name, **row})
         except Exception as exc:  # report and go on: one broken module should not hide the rest
             failures.append(f"{name}: {exc!r}")
