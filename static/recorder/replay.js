@@ -105,7 +105,7 @@
     if (!events.length) return;
     if (idx >= events.length - 1) idx = -1; // at the end: play again from the start
     playing = true;
-    playButton.textContent = "⏸";
+    playButton.textContent = "❚❚";
     playButton.setAttribute("aria-label", "Pause");
     bar.classList.add("playing");
     if (idx < 0) { show(0); }
