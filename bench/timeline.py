@@ -22,6 +22,8 @@ from pathlib import Path
 
 import orjson
 
+from bench.bulk import build_indexes, drop_event_indexes
+
 ALIAS = "bench_timeline"
 TYPES = ["http", "log", "mqtt", "ble", "ui", "state", "audit", "metric"]
 WORDS = ("cache refresh token timeout retry layout render checkout cart sync upload "
@@ -78,12 +80,7 @@ def generate(path: Path, *, events: int, sessions: int, seed: int) -> float:
     db = sqlite3.connect(path)
     db.execute("PRAGMA synchronous=OFF")
     db.execute("PRAGMA journal_mode=WAL")
-    indexes = db.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type='index' AND tbl_name='recorder_event' "
-        "AND sql IS NOT NULL AND name NOT LIKE '%uid%'"
-    ).fetchall()
-    for name, _ in indexes:
-        db.execute(f'DROP INDEX "{name}"')
+    indexes = drop_event_indexes(db)
     db.execute("DROP TRIGGER IF EXISTS recorder_event_fts_delete")
     now = datetime.now(UTC)
     apps = []
@@ -157,8 +154,7 @@ def generate(path: Path, *, events: int, sessions: int, seed: int) -> float:
         if s % 50 == 49:
             db.commit()
     db.commit()
-    for _, sql in indexes:
-        db.execute(sql)
+    build_indexes(db, indexes)
     db.execute("INSERT INTO recorder_event_fts(recorder_event_fts) VALUES ('rebuild')")
     db.execute(
         "CREATE TRIGGER IF NOT EXISTS recorder_event_fts_delete AFTER DELETE ON recorder_event "

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import orjson
 
+from bench.bulk import build_indexes, drop_event_indexes
+
 TYPES = ["http", "log", "ui", "mqtt", "row:update"]
 DEVICES = 200
 KEYS = 300
@@ -134,12 +136,7 @@ def generate(path: Path, *, events: int, small: int, op_ratio: float, seed: int)
     call_command("migrate", verbosity=0)
     db = sqlite3.connect(path)
     db.execute("PRAGMA synchronous=OFF")
-    indexes = db.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type='index' AND tbl_name='recorder_event' "
-        "AND sql IS NOT NULL AND name NOT LIKE '%uid%'"
-    ).fetchall()
-    for name, _ in indexes:
-        db.execute(f'DROP INDEX "{name}"')
+    indexes = drop_event_indexes(db)
     app = db.execute(
         "INSERT INTO recorder_application(name, environment, created_at, redaction) "
         "VALUES ('bench', 'production', ?, '{}')",
@@ -149,8 +146,7 @@ def generate(path: Path, *, events: int, small: int, op_ratio: float, seed: int)
     big = _load_session(db, rng, app, "big", events, op_ratio, 0)
     little = _load_session(db, rng, app, "small", small, op_ratio, events)
     db.commit()
-    for _, sql in indexes:
-        db.execute(sql)
+    build_indexes(db, indexes)
     db.execute("ANALYZE")
     db.commit()
     db.close()
