@@ -57,6 +57,7 @@ def _sender(port: int, key: str, worker: str, rate: float | None, seconds: float
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     headers = {"Content-Type": "application/json", "X-API-Key": key}
     latencies, errors, sent = [], 0, 0
+    failures: dict[str, int] = {}  # what went wrong, by status code or exception
     started = time.perf_counter()
     n = 0
     while (now := time.perf_counter()) - started < seconds:
@@ -76,8 +77,10 @@ def _sender(port: int, key: str, worker: str, rate: float | None, seconds: float
             resp = conn.getresponse()
             resp.read()
             ok = resp.status == 202
-        except (OSError, http.client.HTTPException):
+            failure = None if ok else str(resp.status)
+        except (OSError, http.client.HTTPException) as exc:
             ok = False
+            failure = type(exc).__name__
             conn.close()
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         latencies.append(time.perf_counter() - t0)
@@ -85,8 +88,10 @@ def _sender(port: int, key: str, worker: str, rate: float | None, seconds: float
             sent += BATCH
         else:
             errors += 1
+            failures[failure] = failures.get(failure, 0) + 1
         n += 1
-    out.put({"latencies": latencies, "errors": errors, "events": sent, "requests": n})
+    out.put({"latencies": latencies, "errors": errors, "events": sent, "requests": n,
+             "failures": failures})  # fmt: skip
 
 
 def _reader(port: int, key: str, seconds: float, out):
@@ -94,6 +99,7 @@ def _reader(port: int, key: str, seconds: float, out):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     headers = {"X-API-Key": key}
     latencies, errors, pages = [], 0, 0
+    failures: dict[str, int] = {}
     started = time.perf_counter()
 
     def get(path):
@@ -106,6 +112,7 @@ def _reader(port: int, key: str, seconds: float, out):
         pages += 1
         if resp.status != 200:
             errors += 1
+            failures[str(resp.status)] = failures.get(str(resp.status), 0) + 1
             return None
         return orjson.loads(body)
 
@@ -119,12 +126,13 @@ def _reader(port: int, key: str, seconds: float, out):
                     if not page or not page["next_cursor"]:
                         break
                     after = page["next_cursor"]
-        except (OSError, http.client.HTTPException):
+        except (OSError, http.client.HTTPException) as exc:
             errors += 1
+            failures[type(exc).__name__] = failures.get(type(exc).__name__, 0) + 1
             conn.close()
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         time.sleep(0.05)
-    out.put({"latencies": latencies, "errors": errors, "pages": pages})
+    out.put({"latencies": latencies, "errors": errors, "pages": pages, "failures": failures})
 
 
 def _run_senders(stack, key, rate_events, seconds: float, *, phase: str, reader_key=None):
@@ -198,6 +206,10 @@ def run(args) -> list[dict]:
     acks = [lat for s in senders for lat in s["latencies"]]
     requests = sum(s["requests"] for s in senders)
     errors = sum(s["errors"] for s in senders)
+    failures: dict[str, int] = {}
+    for s in senders:
+        for what, n in s["failures"].items():
+            failures[what] = failures.get(what, 0) + n
     achieved = acked / seconds  # each sender times its own `seconds`
     mib = 1024
     return [
@@ -208,11 +220,12 @@ def run(args) -> list[dict]:
          "baseline": target, "ratio": achieved / target,
          "note": f"{seconds}s with a reader; baseline = target rate"},
         {"name": "error rate (ingestion)", "value": errors / max(requests, 1), "unit": "ratio",
-         "note": f"{errors} of {requests} requests; target 0"},
+         "note": f"{errors} of {requests} requests {failures or ''}; target 0"},
         {"name": "ack latency p50 (100-event batch, at 80 %)", "value": _q(acks, 50), "unit": "ms"},
         {"name": "ack latency p99 (100-event batch, at 80 %)", "value": _q(acks, 99), "unit": "ms"},
         {"name": "timeline/list page p99 under load", "value": _q(reader["latencies"], 99),
-         "unit": "ms", "note": f"{reader['pages']} pages, {reader['errors']} errors"},
+         "unit": "ms",
+         "note": f"{reader['pages']} pages, {reader['errors']} errors {reader['failures'] or ''}"},
         {"name": "inbox backlog at the end", "value": backlog, "unit": "batches",
          "note": "0 = the drain kept up"},
         {"name": "acknowledged events missing afterwards", "value": acked - stored,
