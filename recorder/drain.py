@@ -316,14 +316,23 @@ def insert_events(values: list[tuple], *, fast: bool = False) -> int:
     stored; the caller must hold a savepoint to roll back to.
     """
     if fast and connection.vendor == "postgresql":
-        return _copy_events(values)  # the GIN full-text index is kept by PostgreSQL
-    # Everything above this id after the insert is ours (the caller holds the write lock).
-    indexed_up_to = search.fts_last_event_id()
-    with connection.cursor() as cursor:
-        cursor.executemany(_insert_sql(), values)
-        # psycopg 3 and sqlite3 both sum the rows of every execution here.
-        inserted = cursor.rowcount
-    search.fts_index_new_events(indexed_up_to)
+        inserted = _copy_events(values)  # the GIN full-text index is kept by PostgreSQL
+    else:
+        # Everything above this id after the insert is ours (the caller holds the lock).
+        indexed_up_to = search.fts_last_event_id()
+        with connection.cursor() as cursor:
+            cursor.executemany(_insert_sql(), values)
+            # psycopg 3 and sqlite3 both sum the rows of every execution here.
+            inserted = cursor.rowcount
+        search.fts_index_new_events(indexed_up_to)
+    # An event older than a stored keyframe makes that keyframe wrong: drop them in the
+    # same transaction, whoever inserts (the drain or the importer).
+    earliest: dict[int, int] = {}  # session id -> earliest ts inserted
+    for row in values:
+        session_id, ts = row[1], row[3]
+        if ts < earliest.get(session_id, ts + 1):
+            earliest[session_id] = ts
+    keyframes_invalidate(earliest=earliest)
     return inserted
 
 
@@ -355,7 +364,6 @@ def _apply(docs, wanted, *, known: dict[int, set[str]] | None) -> DrainStats:
     seen: dict[int, set[str]] = defaultdict(set)
     if known is not None:
         seen.update(known)
-    earliest: dict[int, int] = {}  # session id -> earliest ts inserted, for keyframes
     for row, doc in docs:
         app_id = row.application_id
         received = to_micros(row.received_at)
@@ -383,8 +391,6 @@ def _apply(docs, wanted, *, known: dict[int, set[str]] | None) -> DrainStats:
                 continue
             session.last_seq += 1
             _count(session, ev)
-            if ev["ts"] < earliest.get(session.id, ev["ts"] + 1):
-                earliest[session.id] = ev["ts"]
             values.append(event_row(app_id, session, ev, received))
     if values:
         inserted = insert_events(values, fast=known is None)
@@ -395,9 +401,7 @@ def _apply(docs, wanted, *, known: dict[int, set[str]] | None) -> DrainStats:
             # the row single, the counters of this drain are off by the difference.
             log.warning("drain inserted %d of %d rows", inserted, len(values))
     stats.events = len(values)
-    stats.sessions = set(earliest)
-    # A late event makes every keyframe after it wrong; drop them in this transaction.
-    keyframes_invalidate(earliest=earliest)
+    stats.sessions = {row[1] for row in values}  # sessions whose keyframes may need building
     sessions.save()
     for key_id, used in sorted(key_used.items()):  # lock order, as for sessions
         ApiKey.objects.filter(id=key_id).update(last_used_at=used)

@@ -31,7 +31,7 @@ from typing import IO, Any
 import orjson
 from django.db import connection, transaction
 
-from recorder import drain, ingest, redaction
+from recorder import drain, ingest, redaction, tasks
 from recorder.fields import from_micros, to_micros
 from recorder.models import Application, Session
 
@@ -267,10 +267,6 @@ def _time(value: Any) -> int | None:
         return None
 
 
-def _known_uids(app_id: int, uids: list[str]) -> set[str]:
-    return drain._known_uids(app_id, uids)
-
-
 def import_stream(
     raw: IO[bytes],
     *,
@@ -356,6 +352,9 @@ def import_stream(
             if progress:
                 progress(len(pending))
         target.finish(received_us)
+        # As after a drain: keyframes for what was imported, once it is committed.
+        session_ids = sorted(session.id for session in target.sessions.values())
+        transaction.on_commit(lambda: tasks.build_keyframes(session_ids))
     result.sessions = list(target.sessions)
     return result
 
@@ -371,7 +370,7 @@ def _digest(obj: Any, session_key: str | None) -> bytes:
 
 def _flush(target: _Target, pending: list[tuple[int, dict]], received: int, result) -> None:
     app_id = target.application.id
-    known = _known_uids(app_id, [ev["uid"] for _, ev in pending])
+    known = drain._known_uids(app_id, [ev["uid"] for _, ev in pending])
     values = []
     for _, ev in pending:
         if ev["uid"] in known:

@@ -209,3 +209,25 @@ def test_export_of_an_import_keeps_microseconds_and_severity_names(shop):
     assert by_id["ev-2"]["severity"] == "error"
     assert by_id["ev-3"]["ts"] == "2023-11-14T22:13:20.500000Z"
     assert by_id["ev-1"]["ts"] == "2026-11-21T10:00:01.000123Z"
+
+
+def test_importing_older_events_into_a_session_with_keyframes_keeps_snapshots_right(shop):
+    from recorder import state, timetravel
+    from recorder.models import Keyframe
+
+    def op(i, n):
+        return event(i, type="state", state={"op": "set", "path": f"/v{i}", "value": n})
+
+    # Later half first: keyframes get built over it (every 2 events here).
+    importer.import_bytes(ndjson(HEADER, *(op(i, i) for i in range(30, 40))))
+    run = Session.objects.get(application=shop, key="run-7")
+    timetravel.keyframes_build(session_id=run.id, every_ops=2, every_events=2)
+    assert Keyframe.objects.filter(session=run).exists()
+    # Then the earlier half arrives: every keyframe now misses events before it.
+    importer.import_bytes(ndjson(HEADER, *(op(i, i) for i in range(0, 10))))
+    last = Event.objects.filter(session=run).order_by("-ts", "-seq").first()
+    snapshot = timetravel.snapshot_at(session=run, at=timetravel.position_parse(run, str(last.id)))
+    ops = Event.objects.filter(session=run, state__isnull=False).order_by("ts", "seq")
+    full = state.fold((e.id, e.state) for e in ops).doc
+    assert snapshot["state"] == full
+    assert set(full) == {f"v{i}" for i in [*range(0, 10), *range(30, 40)]}
