@@ -96,19 +96,18 @@ TEMPLATES = [
 # event-insert transactions of the drain. IMMEDIATE transactions take the write lock at
 # BEGIN, so two writers queue on the busy timeout instead of failing with "database is
 # locked" when a read transaction tries to upgrade.
-# auto_vacuum must come first: it only takes effect on a database that has no tables
-# yet (existing files are switched once by migration 0002_retention). INCREMENTAL lets
-# the purge hand freed pages back to the filesystem in small steps.
+# WAL mode and auto_vacuum=INCREMENTAL are set per connection in recorder/sqlite_setup.py:
+# auto_vacuum only on empty files, because on a populated file it is a write.
 # journal_size_limit: the WAL file shrinks back after a big purge or drain.
+# No mmap_size: with memory-mapped reads, new connections opened while another process
+# commits sometimes read the schema as "database disk image is malformed" (SQLite 3.40;
+# tests/test_chaos.py's timeline readers hit it in about one run in four).
 SQLITE_PRAGMAS = (
-    "PRAGMA auto_vacuum=INCREMENTAL;"
-    "PRAGMA journal_mode=WAL;"
     "PRAGMA journal_size_limit=67108864;"
     "PRAGMA synchronous={sync};"
     "PRAGMA foreign_keys=ON;"
     "PRAGMA temp_store=MEMORY;"
     "PRAGMA cache_size=-32000;"
-    "PRAGMA mmap_size=268435456;"
 )
 
 

@@ -9,3 +9,6 @@ class RecorderConfig(AppConfig):
     def ready(self):
         # Connects the login-throttle signal receivers.
         from recorder import login_throttle  # noqa: F401
+        from recorder.sqlite_setup import connect
+
+        connect()

@@ -92,7 +92,7 @@ def free_disk_bytes() -> int:
 def vacuum_incremental(alias: str = "default") -> int:
     """Give free pages back to the filesystem in short steps. Returns pages freed.
 
-    Needs auto_vacuum=INCREMENTAL (set by settings on new files, by migration 0002 on
+    Needs auto_vacuum=INCREMENTAL (set on new files by recorder.sqlite_setup, by migration 0003 on
     old ones). PostgreSQL: autovacuum makes the space reusable; see the README.
     """
     conn = connections[alias]
