@@ -276,7 +276,7 @@ def test_the_drain_keeps_inbox_rows_when_the_event_database_cannot_grow(tmp_path
 def test_timeline_pages_stay_complete_and_ordered_while_ingestion_runs(stack):
     write_key = stack.manage("apikey", "busy").strip().splitlines()[-1]
     read_key = stack.manage("apikey", "busy", "--read").strip().splitlines()[-1]
-    base = 1_790_000_000
+    base = int(time.time()) - 86_400  # recent: the hourly purge must not take them
     events = [{"id": f"r{i}", "type": "log", "ts": base + i, "message": f"r{i}"}
               for i in range(2000)]  # fmt: skip
     for i in range(0, 2000, 500):

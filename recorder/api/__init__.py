@@ -63,7 +63,11 @@ def database_unavailable(request, exc: OperationalError):
     # A full disk, an I/O error or a lock held past the busy timeout can surface in any
     # query (the key lookup, the admission check), not only in the inbox write. Nothing
     # was acknowledged: 503 + Retry-After tells the sender to keep the batch and retry.
-    log.error("database unavailable for %s: %s", request.path, exc)
+    cause = exc.__cause__
+    log.error(
+        "database unavailable for %s: %s (%s)",
+        request.path, exc, getattr(cause, "sqlite_errorname", type(cause).__name__),
+    )  # fmt: skip
     response = api.create_response(
         request, {"detail": f"the database is unavailable, retry later: {exc}"}, status=503
     )
