@@ -191,6 +191,17 @@ def test_full_text_uses_the_index(timeline):
         assert "to_tsquery" in sql
 
 
+def test_full_text_keeps_no_per_row_sizes(timeline):
+    # Nothing ranks by bm25(), so FTS5's docsize table (a row per event) is not kept.
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite FTS5 option")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM sqlite_master WHERE name LIKE 'recorder_event_fts%'")
+        tables = {row[0] for row in cursor.fetchall()}
+    assert "recorder_event_fts" in tables
+    assert "recorder_event_fts_docsize" not in tables
+
+
 def test_full_text_stays_inside_the_session(timeline, ingest, shop):
     ingest.post([{"session": "run-2", "type": "log", "ts": T0, "message": "kitchen sink"}])
     other = Session.objects.get(application=shop, key="run-2")
