@@ -60,4 +60,3 @@ def test_a_file_without_auto_vacuum_is_left_as_it_is(tmp_path, open_file):
     assert raw.execute("PRAGMA auto_vacuum").fetchone()[0] == 0  # migration 0003 does it
     assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
-
