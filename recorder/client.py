@@ -98,6 +98,17 @@ class _Flush:
         self.acked = True
 
 
+class _Flight:
+    """A batch whose request is sent and whose answer is not read yet."""
+
+    __slots__ = ("lines", "body", "conn")
+
+    def __init__(self, lines: list[bytes], body: bytes, conn) -> None:
+        self.lines = lines
+        self.body = body
+        self.conn = conn
+
+
 class _Retry(Exception):
     """The server did not take the batch but may later (network, 429, 503, 5xx)."""
 
@@ -409,37 +420,45 @@ class Recorder:
             self._close_conn()
 
     def _tick(self) -> None:
-        """Move everything buffered out: to the server when it answers, else to the spill."""
+        """Move everything buffered out: to the server when it answers, else to the spill.
+
+        Batches are pipelined: a batch's request goes out, the next batch is prepared
+        (ids, redaction, JSON) while the server handles it, and only then is the answer
+        read. Without this the client and the server took turns, each idle half the time.
+        """
         self._report_loss()
-        while self._buf:
-            events, markers = self._take()
-            online = self._online()
-            if online and self._spill_pending():
-                online = self._send_spill()
-            if events:
-                lines = self._prepare(events)
-                if online:
-                    try:
-                        self._send_lines(lines)
-                        lines = []
-                    except _Retry as exc:
-                        self._fail(exc)
-                        online = False
-                    except _Refused as exc:
-                        self._count_lost(len(lines), f"server refused a batch: {exc}")
-                        lines = []
+        flight: _Flight | None = None
+        try:
+            while self._buf:
+                events, markers = self._take()
+                lines = self._prepare(events) if events else []
+                if flight is not None:
+                    self._land(flight)
+                    flight = None
+                online = self._online()
+                if online and self._spill_pending():
+                    online = self._send_spill()
                 if lines:
-                    self._spill(lines)
-            if markers:
-                self._sync_spill()
-                acked = online and not self._spill_pending()
-                for marker in markers:
-                    marker.acked = acked
-                    marker.done.set()
-            if not events and not markers:
-                break
-            if len(self._buf) < self.batch_size and not markers and not self._stopping:
-                break  # a partial batch waits for the next tick
+                    if online:
+                        flight = self._launch(lines)
+                    else:
+                        self._spill(lines)
+                if markers:
+                    if flight is not None:
+                        self._land(flight)
+                        flight = None
+                    self._sync_spill()
+                    acked = self._online() and not self._spill_pending()
+                    for marker in markers:
+                        marker.acked = acked
+                        marker.done.set()
+                if not events and not markers:
+                    break
+                if len(self._buf) < self.batch_size and not markers and not self._stopping:
+                    break  # a partial batch waits for the next tick
+        finally:
+            if flight is not None:
+                self._land(flight)
         if self._online() and self._spill_pending():
             self._send_spill()
         self._sync_spill()
@@ -449,9 +468,10 @@ class Recorder:
         events, markers = [], []
         buf = self._buf
         limit = self.batch_size
-        # When the buffer is over capacity (the server is slow or gone), take it all:
-        # it goes to the spill in one write instead of growing in memory.
-        if len(buf) > self.capacity:
+        # Over capacity while the server is not answering: take it all, it goes to the
+        # spill in one write instead of growing in memory. While the server answers,
+        # batches stay batch_size: one oversized request would be refused (413) whole.
+        if len(buf) > self.capacity and not self._online():
             limit = len(buf)
         while buf and len(events) < limit:
             item = buf.popleft()
@@ -510,6 +530,51 @@ class Recorder:
         self.sent += len(lines)
         self._backoff = 0.0
 
+    def _launch(self, lines: list[bytes]) -> _Flight:
+        """Send a batch's request without waiting for the answer (see _tick)."""
+        body = b"\n".join([self._header(), *lines]) + b"\n"
+        conn: http.client.HTTPConnection | None = self._connection(self.timeout)
+        try:
+            conn.request(
+                "POST", self._root + "/api/v1/events", gzip.compress(body, compresslevel=1),
+                self._headers("application/x-ndjson"),
+            )  # fmt: skip
+        except (OSError, http.client.HTTPException):
+            self._close_conn()
+            conn = None  # _land sends it again the plain way, on a new connection
+        return _Flight(lines, body, conn)
+
+    def _land(self, flight: _Flight) -> None:
+        """Read a launched batch's answer: counted as sent, spilled, or counted as lost."""
+        try:
+            if not self._answered(flight):
+                # The kept-alive connection was gone: once more on a fresh one. A batch
+                # the server did take is not stored twice (event ids are idempotent).
+                body = flight.body
+                self._post("/api/v1/events", body, content_type="application/x-ndjson")
+            self.sent += len(flight.lines)
+            self._backoff = 0.0
+        except _Retry as exc:
+            self._fail(exc)
+            self._spill(flight.lines)
+        except _Refused as exc:
+            self._count_lost(len(flight.lines), f"server refused a batch: {exc}")
+
+    def _answered(self, flight: _Flight) -> bool:
+        """False when the answer could not be read; raises _Retry/_Refused on an error."""
+        if flight.conn is None:
+            return False
+        try:
+            response = flight.conn.getresponse()
+            status = response.status
+            text = response.read()[:500].decode("utf-8", "replace")
+            retry_after = response.getheader("Retry-After")
+        except (OSError, http.client.HTTPException):
+            self._close_conn()
+            return False
+        self._check(status, text, retry_after)
+        return True
+
     # --- HTTP ---------------------------------------------------------------------------
 
     def _connection(self, timeout: float) -> http.client.HTTPConnection:
@@ -536,12 +601,7 @@ class Recorder:
         # A fresh connection per call from close() so it never races the sender's one.
         own = threading.current_thread() is self._thread
         data = gzip.compress(body, compresslevel=1)
-        headers = {
-            "Content-Type": content_type,
-            "Content-Encoding": "gzip",
-            "X-API-Key": self._api_key,
-            "User-Agent": "flightrec-python",
-        }
+        headers = self._headers(content_type)
         timeout = self.timeout if timeout is None else timeout
         for attempt in (1, 2):  # a kept-alive connection the server closed: reconnect once
             if own:
@@ -576,6 +636,19 @@ class Recorder:
             finally:
                 if not own:
                     conn.close()
+        self._check(status, text, retry_after)
+
+    def _headers(self, content_type: str) -> dict[str, str]:
+        return {
+            "Content-Type": content_type,
+            "Content-Encoding": "gzip",
+            "X-API-Key": self._api_key,
+            "User-Agent": "flightrec-python",
+        }
+
+    @staticmethod
+    def _check(status: int, text: str, retry_after: str | None) -> None:
+        """Nothing for a 2xx; _Retry for what a later attempt can fix, else _Refused."""
         if 200 <= status < 300:
             return
         if status in (401, 403, 408, 429) or status >= 500:

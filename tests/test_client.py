@@ -151,6 +151,29 @@ def test_buffer_overflow_spills_instead_of_dropping(shop_key, recorders, tmp_pat
     assert len(lines) == 5001  # header + every event
 
 
+def test_a_burst_over_capacity_reaches_a_live_server_in_batches_not_one_refused_request(
+    live_server, shop_key, recorders, settings
+):
+    # One request for the whole burst would be over the server's body limit (413) and
+    # lost; batch_size batches are not.
+    settings.FLIGHTREC_MAX_BODY_BYTES = 64 * 1024
+    gate = threading.Event()
+
+    def hold_the_sender(event):
+        gate.wait(10)  # the burst piles up in the buffer meanwhile
+        return event
+
+    rec = recorders(
+        live_server.url, shop_key, capacity=100, batch_size=50, before_send=hold_the_sender
+    )
+    for i in range(3000):
+        rec.record("log", {"filler": "x" * 200}, message=f"burst{i}")
+    gate.set()
+    assert rec.flush(timeout=60) is True
+    assert rec.lost == 0
+    assert len(messages("burst")) == 3000
+
+
 def test_spill_of_a_previous_run_is_sent_first_then_removed(
     live_server, shop_key, recorders, tmp_path
 ):
