@@ -40,6 +40,15 @@ def keep_the_test_connection():
     request_finished.connect(close_old_connections)
 
 
+@schemathesis.serializer("application/x-ndjson")
+def ndjson_text(ctx, value):
+    # The document describes an NDJSON body as text, one envelope per line: send the
+    # generated text as it is, so the NDJSON parser gets fuzzed too.
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass")
+    return None
+
+
 # Fetched from the served route (no database involved), so the document under test is
 # the one clients get. Loaded at import: schemathesis' lazy fixture loader does not work
 # with this pytest version.
