@@ -21,6 +21,7 @@ import shutil
 import signal
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -188,10 +189,19 @@ def run(args) -> list[dict]:
         # 2. Sustained at 80 %, with a reader.
         web_pg, consumer_pg = stack.webs[0].pid, stack.consumers[0].pid
         rss_web0, rss_consumer0 = _rss_kib(web_pg), _rss_kib(consumer_pg)
+        # Half-time too: caches (SQLite's page cache is bounded by cache_size) fill in
+        # the first minutes; a leak keeps growing in the second half.
+        half: dict[str, int] = {}
+        sampler = threading.Timer(
+            seconds / 2,
+            lambda: half.update(web=_rss_kib(web_pg), consumer=_rss_kib(consumer_pg)),
+        )
+        sampler.start()
         before = event_count(db)
         senders, reader = _run_senders(
             stack, key, target, seconds, phase="load", reader_key=read_key
         )
+        sampler.cancel()
         rss_web1, rss_consumer1 = _rss_kib(web_pg), _rss_kib(consumer_pg)
         backlog = stack.inbox_depth()
         acked = sum(s["events"] for s in senders)
@@ -233,9 +243,16 @@ def run(args) -> list[dict]:
         {"name": "RSS web (gunicorn, all processes) end", "value": rss_web1 / mib, "unit": "MiB",
          "baseline": rss_web0 / mib, "ratio": rss_web1 / max(rss_web0, 1),
          "note": "baseline = start of the sustained phase"},
+        {"name": "RSS web, second half", "value": rss_web1 / mib, "unit": "MiB",
+         "baseline": half.get("web", 0) / mib, "ratio": rss_web1 / max(half.get("web", 0), 1),
+         "note": "baseline = half-time; flat is a ratio near 1"},
         {"name": "RSS consumer end", "value": rss_consumer1 / mib, "unit": "MiB",
          "baseline": rss_consumer0 / mib, "ratio": rss_consumer1 / max(rss_consumer0, 1),
          "note": "baseline = start of the sustained phase"},
+        {"name": "RSS consumer, second half", "value": rss_consumer1 / mib, "unit": "MiB",
+         "baseline": half.get("consumer", 0) / mib,
+         "ratio": rss_consumer1 / max(half.get("consumer", 0), 1),
+         "note": "baseline = half-time; flat is a ratio near 1"},
     ]  # fmt: skip
 
 
