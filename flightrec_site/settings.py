@@ -232,6 +232,11 @@ STORAGES = {
 }
 if DEBUG or TESTING:
     STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+if TESTING:
+    # Tests never run collectstatic, so whitenoise would find no STATIC_ROOT and warn
+    # each time a test client builds its middleware; nor should a checkout's old
+    # collected files answer in tests. live_server serves /static/ from the finders.
+    STATIC_ROOT = None
 
 # --- Security headers and HTTPS --------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

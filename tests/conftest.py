@@ -86,3 +86,11 @@ def browser_type_launch_args(browser_type_launch_args):
         "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update"],
     }  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def base_url(pytestconfig):
+    # The same value as pytest-playwright's own base_url (used when pytest-base-url is not
+    # installed), defined here as a plain function: theirs is an instance method of a
+    # plugin class, which pytest deprecates for session-scoped fixtures.
+    return pytestconfig.getoption("--base-url") or pytestconfig.getini("base_url") or None

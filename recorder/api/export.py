@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 from django.http import HttpRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
-from ninja import File, Router, Schema
+from ninja import File, Router, Schema, Status
 from ninja.files import UploadedFile
 
 from recorder import export, importer, queries
@@ -166,5 +166,5 @@ def import_file(request: HttpRequest, file: UploadedFile | None = File(None)):  
             f"{result.error_count} bad lines were skipped; the {result.imported} valid events "
             "were imported"
         )
-        return 422, {"detail": detail, **body}
-    return 200, body
+        return Status(422, {"detail": detail, **body})
+    return Status(200, body)

@@ -3,7 +3,7 @@
 import orjson
 from django.conf import settings
 from django.http import HttpRequest
-from ninja import Router, Schema
+from ninja import Router, Schema, Status
 
 from recorder import ingest
 from recorder.api.auth import write_auth
@@ -144,8 +144,8 @@ def post_events(request: HttpRequest):
         application=request.auth.application, batch=batch, body=body, api_key_id=request.auth.id
     )
     if result.accepted == 0 and result.rejected:
-        return 400, {"detail": "no valid events in the batch", "rejected": result.rejected}
-    return 202, {"accepted": result.accepted, "rejected": result.rejected}
+        return Status(400, {"detail": "no valid events in the batch", "rejected": result.rejected})
+    return Status(202, {"accepted": result.accepted, "rejected": result.rejected})
 
 
 SESSION_BODY = {
@@ -192,7 +192,7 @@ def post_session(request: HttpRequest):
         metadata={**doc, **extra},
         api_key_id=request.auth.id,
     )
-    return 202, {"accepted": 1, "session": key}
+    return Status(202, {"accepted": 1, "session": key})
 
 
 END_BODY = {
@@ -235,4 +235,4 @@ def end_session(request: HttpRequest, key: str):
         kind=InboxBatch.Kind.END,
         api_key_id=request.auth.id,
     )
-    return 202, {"accepted": 1, "session": key}
+    return Status(202, {"accepted": 1, "session": key})
