@@ -173,7 +173,7 @@ def _parse_ndjson(body: bytes) -> Batch:
 
 # --- Events ----------------------------------------------------------------------------
 
-TYPE_RE = re.compile(r"^[A-Za-z0-9_.:/\-]{1,64}$")
+TYPE_RE = re.compile(r"[A-Za-z0-9_.:/\-]{1,64}")  # fullmatch: "$" would let "log\n" in
 SEVERITY_NAMES = {
     "trace": Severity.DEBUG,
     "debug": Severity.DEBUG,
@@ -254,6 +254,12 @@ def _text(item: dict, name: str, limit: int | None) -> str | None:
     return value
 
 
+# Type names already checked against TYPE_RE: a batch repeats a handful of them, and a
+# set lookup is cheaper than the regex. Bounded, so odd senders cannot grow it forever.
+_VALID_TYPES: set[str] = set()
+_VALID_TYPES_LIMIT = 10_000
+
+
 def normalize_event(item: Any, *, session_key: str | None, received_us: int) -> dict:
     """Validate one envelope and return it in spool form (without uid and size)."""
     if not isinstance(item, dict):
@@ -266,8 +272,11 @@ def normalize_event(item: Any, *, session_key: str | None, received_us: int) -> 
     if len(session_value) > 128:
         raise ItemError("session is longer than 128 characters")
     etype = item.get("type")
-    if not isinstance(etype, str) or not TYPE_RE.match(etype):
-        raise ItemError("type must be 1-64 characters of letters, digits and _ . : / -")
+    if type(etype) is not str or etype not in _VALID_TYPES:
+        if not isinstance(etype, str) or not TYPE_RE.fullmatch(etype):
+            raise ItemError("type must be 1-64 characters of letters, digits and _ . : / -")
+        if len(_VALID_TYPES) < _VALID_TYPES_LIMIT:
+            _VALID_TYPES.add(etype)
     event = {
         "session": session_value,
         "ts": parse_ts(item["ts"]) if item.get("ts") is not None else received_us,
@@ -275,7 +284,8 @@ def normalize_event(item: Any, *, session_key: str | None, received_us: int) -> 
         "severity": parse_severity(item.get("severity")),
     }
     for name, limit in STRING_LIMITS.items():
-        if (value := _text(item, name, limit)) is not None:
+        # Most events carry few of these: skip the absent ones without a call.
+        if name in item and (value := _text(item, name, limit)) is not None:
             event[name] = value
     if (message := item.get("message")) is not None:
         if not isinstance(message, str):

@@ -398,6 +398,8 @@ def test_nul_characters_and_control_bytes_are_stored_without_breaking_the_batch(
 def test_wrong_types_in_envelope_fields_are_rejected_per_item(ingest):
     batch = [
         {**GOOD, "type": 5},
+        {**GOOD, "type": ["log"]},  # unhashable: must not escape as a 500
+        {**GOOD, "type": "log\n"},  # a trailing newline is not part of a type name
         {**GOOD, "payload": [1, 2]},
         {**GOOD, "severity": "loud"},
         {**GOOD, "severity": True},
@@ -408,6 +410,6 @@ def test_wrong_types_in_envelope_fields_are_rejected_per_item(ingest):
     ]
     r = ingest.post(batch)
     assert r.status_code == 202, r.content
-    assert [x["index"] for x in r.json()["rejected"]] == list(range(7))
+    assert [x["index"] for x in r.json()["rejected"]] == list(range(9))
     assert all(x["error"] for x in r.json()["rejected"])
     assert list(Event.objects.values_list("message", flat=True)) == ["kept"]
