@@ -24,7 +24,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q, Sum
 
-from recorder import storage
+from recorder import storage, timetravel
+from recorder.fields import to_micros
 from recorder.models import Application, Event, PurgeLog, Session, Severity
 from recorder.redaction import BODY_KEYS, BODY_PARENTS
 
@@ -123,10 +124,19 @@ def _delete_events_chunked(
         if extra is not None:
             qs = qs.filter(extra)
         with transaction.atomic():
-            rows = list(qs.order_by("ts", "seq").values_list("id", "size", "severity")[:take])
+            # The session row first, as keyframes_build and the drain do: on PostgreSQL a
+            # keyframe build cannot fold the events this chunk removes and store the
+            # result after it (on SQLite the IMMEDIATE transaction serializes anyway).
+            list(Session.objects.select_for_update().filter(id=session_id).values_list("id"))
+            rows = list(qs.order_by("ts", "seq").values_list("id", "size", "severity", "ts")[:take])
             if not rows:
                 break
             Event.objects.filter(id__in=[r[0] for r in rows]).delete()
+            # Every keyframe at or after the first removed event folded it in: drop them
+            # in the same transaction (ts - 1: "after" it, its own ts included), so a
+            # snapshot always equals a fold of the events that remain. The callers
+            # rebuild them once the whole trim is done.
+            timetravel.keyframes_invalidate(earliest={session_id: to_micros(rows[0][3]) - 1})
             n, b = len(rows), sum(r[1] for r in rows)
             errors = sum(1 for r in rows if r[2] >= Severity.ERROR)
             Session.objects.filter(id=session_id).update(
@@ -160,6 +170,8 @@ def sessions_delete(sessions: list[Session], *, extra: Q | None = None) -> tuple
             ).delete()
         if deleted:
             removed_sessions += 1
+        elif n:
+            timetravel.keyframes_build(session_id=session.id)  # kept for its new events
         time.sleep(_tuning().pause)
     return removed_sessions, events, size
 
@@ -238,6 +250,7 @@ def purge_max_events(app: Application, policy: Policy, *, dry_run: bool, planned
             continue
         n, b = _delete_events_chunked(session.id, upto_seq=None, limit=excess)
         Session.objects.filter(id=session.id).update(trimmed_count=F("trimmed_count") + n)
+        timetravel.keyframes_build(session_id=session.id)  # the trim removed them all
         result.events += n
         result.bytes += b
     return result

@@ -15,6 +15,9 @@ Keyframes go stale when a late event lands before them. The drain deletes, in th
 transaction as the insert, every keyframe after the earliest inserted event
 (`keyframes_invalidate`); `keyframes_build` then rebuilds from the last one still valid.
 Until it has, snapshots fold from an earlier keyframe: slower, never wrong.
+Retention removing a session's oldest events (recorder/retention.py) does the same in
+each delete chunk for every keyframe at or after the first event removed, then rebuilds:
+after a trim, snapshots fold only what remains.
 
 Documents from recorder.state share structure with their inputs: nothing here modifies
 a state document in place.

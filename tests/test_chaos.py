@@ -273,71 +273,190 @@ def test_the_drain_keeps_inbox_rows_when_the_event_database_cannot_grow(tmp_path
 # --- Readers during heavy writes ------------------------------------------------------------
 
 
+HISTORY = 2000  # events of the session the readers walk, before the writers start
+
+
+def read_session(stack: Stack, write_key: str, base: int) -> int:
+    """The session the readers walk: HISTORY events r0.. one second apart from base."""
+    events = [{"id": f"r{i}", "type": "log", "ts": base + i, "message": f"r{i}"}
+              for i in range(HISTORY)]  # fmt: skip
+    for i in range(0, HISTORY, 500):
+        body = orjson.dumps({"session": "read-me", "events": events[i : i + 500]})
+        assert post(stack, body, write_key)[0] == 202
+    wait_drained(stack)
+    return stack.query("result = Session.objects.get(key='read-me').id")
+
+
+class Writers:
+    """Threads posting batches to other sessions and appending to the one being read
+    (later timestamps, after its history), until stopped. Each acknowledged id is in
+    `acked`; every answer's status is in `statuses` (None: no answer)."""
+
+    def __init__(self, stack: Stack, key: str, *, tail_ts: int, threads: int = 2):
+        self.stack, self.key, self.tail_ts = stack, key, tail_ts
+        self.acked: list[str] = []
+        self.statuses: list[int | None] = []
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._write, args=(w,), daemon=True) for w in range(threads)
+        ]
+
+    def _write(self, w: int) -> None:
+        n = 0
+        while not self._stop.is_set():
+            body, ids = batch(f"w{w}-{n}", n=200, session=f"other-{n % 4}")
+            status = post(self.stack, body, self.key)[0]
+            self.statuses.append(status)
+            if status == 202:
+                self.acked.extend(ids)
+            uid = f"t{w}-{n}"
+            tail = [{"id": uid, "type": "log", "ts": self.tail_ts + n, "message": uid}]
+            status = post(self.stack, orjson.dumps({"session": "read-me", "events": tail}),
+                          self.key)[0]  # fmt: skip
+            self.statuses.append(status)
+            if status == 202:
+                self.acked.append(uid)
+            n += 1
+
+    def __enter__(self) -> "Writers":
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=30)
+
+
+def walk_timeline(stack: Stack, session_id: int, read_key: str, latencies: list[float]) -> None:
+    """Page through the whole session, as the timeline does, and check what came back:
+    every page answered, in (ts, seq) order without repeats, the history unchanged."""
+    seen, after = [], ""
+    while True:
+        started = time.perf_counter()
+        status, page = get(
+            stack, f"/api/v1/sessions/{session_id}/events?limit=250&after={after}", read_key
+        )
+        latencies.append(time.perf_counter() - started)
+        assert status == 200, page
+        seen += page["items"]
+        after = page["next_cursor"]
+        if not after:
+            break
+    order = [(e["ts"], e["seq"]) for e in seen]
+    assert order == sorted(order) and len(set(order)) == len(order)
+    messages = [e["message"] for e in seen]
+    assert messages[:HISTORY] == [f"r{i}" for i in range(HISTORY)], "the history changed"
+
+
+def p99(latencies: list[float]) -> float:
+    latencies = sorted(latencies)
+    return latencies[int(len(latencies) * 0.99) - 1]
+
+
 def test_timeline_pages_stay_complete_and_ordered_while_ingestion_runs(stack):
     write_key = stack.manage("apikey", "busy").strip().splitlines()[-1]
     read_key = stack.manage("apikey", "busy", "--read").strip().splitlines()[-1]
     base = int(time.time()) - 86_400  # recent: the hourly purge must not take them
-    events = [{"id": f"r{i}", "type": "log", "ts": base + i, "message": f"r{i}"}
-              for i in range(2000)]  # fmt: skip
-    for i in range(0, 2000, 500):
-        body = orjson.dumps({"session": "read-me", "events": events[i : i + 500]})
-        assert post(stack, body, write_key)[0] == 202
-    wait_drained(stack)
-    session_id = stack.query("result = Session.objects.get(key='read-me').id")
+    session_id = read_session(stack, write_key, base)
 
-    stop = threading.Event()
-    acked: list[str] = []
-
-    def write():
-        n = 0
-        while not stop.is_set():
-            # Other sessions, and appends to the one being read (later timestamps).
-            body, ids = batch(f"w{n}", n=200, session=f"other-{n % 4}")
-            if post(stack, body, write_key)[0] == 202:
-                acked.extend(ids)
-            tail = [{"id": f"t{n}", "type": "log", "ts": base + 5000 + n, "message": f"t{n}"}]
-            if (
-                post(stack, orjson.dumps({"session": "read-me", "events": tail}), write_key)[0]
-                == 202
-            ):
-                acked.append(f"t{n}")
-            n += 1
-
-    writers = [threading.Thread(target=write, daemon=True) for _ in range(2)]
-    for t in writers:
-        t.start()
     walks, latencies = 0, []
-    try:
+    with Writers(stack, write_key, tail_ts=base + 5000) as writers:
         deadline = time.monotonic() + 8
         while time.monotonic() < deadline:
-            seen, after = [], ""
-            while True:
-                started = time.perf_counter()
-                status, page = get(
-                    stack, f"/api/v1/sessions/{session_id}/events?limit=250&after={after}",
-                    read_key,
-                )  # fmt: skip
-                latencies.append(time.perf_counter() - started)
-                assert status == 200, page
-                seen += page["items"]
-                after = page["next_cursor"]
-                if not after:
-                    break
-            order = [(e["ts"], e["seq"]) for e in seen]
-            assert order == sorted(order) and len(set(order)) == len(order)
-            messages = [e["message"] for e in seen]
-            assert messages[:2000] == [f"r{i}" for i in range(2000)], "the history changed"
+            walk_timeline(stack, session_id, read_key, latencies)
             walks += 1
-    finally:
-        stop.set()
-        for t in writers:
-            t.join(timeout=30)
-    assert walks >= 2 and len(acked) > 1000, (walks, len(acked))
-    latencies.sort()
-    p99 = latencies[int(len(latencies) * 0.99) - 1]
-    assert p99 < 2.0, f"timeline pages took {p99:.2f}s at p99 under write load"
+    assert walks >= 2 and len(writers.acked) > 1000, (walks, len(writers.acked))
+    assert p99(latencies) < 2.0, (
+        f"timeline pages took {p99(latencies):.2f}s at p99 under write load"
+    )
     wait_drained(stack)
-    assert_stored_exactly_once(stack, acked, "busy")
+    assert_stored_exactly_once(stack, writers.acked, "busy")
+
+
+@pytest.fixture
+def stack_without_periodic_tasks(tmp_path):
+    """The test runs the purge itself: the hourly one must not take the old sessions
+    first (at minute 17). Wake-ups still drain the inbox right away."""
+    s = Stack(tmp_path)
+    try:
+        s.manage("bootstrap", "--no-demo")
+        s.start_web(0)
+        s.start_consumer(0, periodic=False)
+        yield s
+    finally:
+        s.stop()
+
+
+def test_timeline_pages_stay_complete_while_a_purge_removes_other_sessions(
+    stack_without_periodic_tasks,
+):
+    """Issue #10: ingestion, readers and a purge of many old sessions, all at once."""
+    stack = stack_without_periodic_tasks
+    write_key = stack.manage("apikey", "busy").strip().splitlines()[-1]
+    read_key = stack.manage("apikey", "busy", "--read").strip().splitlines()[-1]
+    now = int(time.time())
+    base = now - 86_400  # well inside the 30-day default retention
+    session_id = read_session(stack, write_key, base)
+    # Sessions of the same application whose last event is 100 days old: the max-age
+    # policy removes them, chunk by chunk, while the readers walk "read-me".
+    old_sessions, per_session = 40, 150
+    old = [{"id": f"old{k}-{i}", "session": f"old-{k}", "type": "log",
+            "ts": now - 100 * 86_400 + i, "message": f"old {k} {i}"}
+           for k in range(old_sessions) for i in range(per_session)]  # fmt: skip
+    for i in range(0, len(old), 2000):
+        assert post(stack, orjson.dumps(old[i : i + 2000]), write_key)[0] == 202
+    wait_drained(stack)
+    assert (
+        stack.query("result = Event.objects.filter(session__key__startswith='old-').count()")
+        == old_sessions * per_session
+    )
+
+    purge: dict = {}
+
+    def run_purge():
+        try:
+            purge["out"] = stack.manage("purge", "--app", "busy")
+        except Exception as exc:  # reported by the main thread
+            purge["error"] = exc
+
+    purger = threading.Thread(target=run_purge, daemon=True)
+    walks_during_purge, walks, latencies = 0, 0, []
+    with Writers(stack, write_key, tail_ts=base + 5000) as writers:
+        purger.start()
+        # Until the purge is done, and a little after, so reads also meet its vacuum.
+        deadline = time.monotonic() + 25
+        settle = None
+        while time.monotonic() < deadline:
+            purging = purger.is_alive()
+            walk_timeline(stack, session_id, read_key, latencies)
+            walks += 1
+            walks_during_purge += purging
+            if not purging:
+                settle = settle or time.monotonic() + 1
+                if time.monotonic() > settle:
+                    break
+    purger.join(timeout=60)
+    assert "error" not in purge, purge.get("error")
+    assert f"max_age (older than 30 days) removed {old_sessions} sessions" in purge["out"], purge
+    assert walks_during_purge >= 2, f"the purge was over before the readers met it ({walks})"
+    assert len(writers.acked) > 1000, len(writers.acked)
+    failed = [s for s in writers.statuses if s is None or s >= 500]
+    assert not failed, f"{len(failed)} writes failed during the purge: {failed[:5]}"
+    assert p99(latencies) < 2.0, f"timeline pages took {p99(latencies):.2f}s at p99 during a purge"
+    wait_drained(stack)
+    assert_stored_exactly_once(stack, writers.acked, "busy")
+    tails = {u for u in writers.acked if u.startswith("t")}
+    old_left, read_me = stack.query(
+        "s = Session.objects.get(key='read-me')\n"
+        "result = [[Session.objects.filter(key__startswith='old-').count(),"
+        " Event.objects.filter(message__startswith='old ').count()],"
+        " [s.event_count, Event.objects.filter(session=s).count(), s.trimmed_count]]"
+    )
+    assert old_left == [0, 0], "the purged sessions are not all gone"
+    expected = HISTORY + len(tails)
+    assert read_me == [expected, expected, 0], "the session being read was touched"
 
 
 # --- A damaged database file ----------------------------------------------------------------

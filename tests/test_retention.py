@@ -6,14 +6,17 @@ the counters the drain really keeps.
 
 import os
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
 
-from recorder import retention, storage
-from recorder.models import Event, PurgeLog, Session
+from recorder import retention, state, storage, timetravel
+from recorder.fields import to_micros
+from recorder.models import Event, Keyframe, PurgeLog, Session
+from recorder.timetravel import Position
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -167,6 +170,133 @@ def test_a_session_that_receives_events_while_planned_for_deletion_keeps_them(in
     session = Session.objects.get(key="busy")
     assert session.event_count == 5
     assert list(Event.objects.values_list("seq", flat=True).order_by("seq")) == [11, 12, 13, 14, 15]
+
+
+def send_ops(ingest, session, n, *, age_days=0.0, start=0):
+    """Events that each set their own key of the state and the last value seen."""
+    events = [
+        {
+            "id": f"{session}-{i}",
+            "session": session,
+            "type": "state",
+            "ts": NOW - age_days * DAY + i,
+            "key": f"k{i % 3}",
+            "severity": "error" if i % 7 == 0 else "info",
+            "state": {"op": "merge", "value": {"seen": {str(i): True}, "last": i}},
+        }
+        for i in range(start, start + n)
+    ]
+    r = ingest.post(events)
+    assert r.status_code == 202, r.content
+    return Session.objects.get(key=session)
+
+
+@pytest.fixture
+def small_keyframes(monkeypatch):
+    # A keyframe every 5 ops, so a few dozen events already have several.
+    monkeypatch.setattr(timetravel, "KEYFRAME_EVERY_OPS", 5)
+    monkeypatch.setattr(timetravel, "KEYFRAME_EVERY_EVENTS", 1000)
+
+
+def assert_snapshots_fold_what_remains(session):
+    """Every snapshot and every keyframe equals a plain fold of the stored events."""
+    remaining = list(Event.objects.filter(session=session).order_by("ts", "seq"))
+    positions = [Position(to_micros(e.ts), e.seq, e.id) for e in remaining]
+    positions.append(Position(positions[-1].ts + 1, timetravel.SEQ_MAX))  # after the end
+    for pos in positions:
+        upto = [e for e in remaining if (to_micros(e.ts), e.seq) <= (pos.ts, pos.seq)]
+        snapshot = timetravel.snapshot_at(session=session, at=pos)
+        assert snapshot["state"] == state.fold((e.id, e.state) for e in upto).doc
+        assert snapshot["counts"]["events"] == len(upto)
+        assert snapshot["counts"]["severity"] == dict(
+            Counter(e.get_severity_display() for e in upto)
+        )
+        assert {k: v["id"] for k, v in snapshot["latest"].items()} == {e.key: e.id for e in upto}
+    for kf in Keyframe.objects.filter(session=session):
+        upto = [e for e in remaining if (to_micros(e.ts), e.seq) <= (kf.ts, kf.seq)]
+        assert kf.state == state.fold((e.id, e.state) for e in upto).doc
+        assert kf.events == len(upto)
+
+
+def test_after_trimming_the_oldest_events_snapshots_fold_only_what_remains(
+    ingest, shop, small_keyframes
+):
+    session = send_ops(ingest, "long", 50)
+    assert Keyframe.objects.filter(session=session).count() == 10  # built by the drain
+    shop.max_events_per_session = 20
+    shop.session_overflow = "drop_oldest"
+    shop.save()
+
+    retention.purge_run()
+
+    session.refresh_from_db()
+    assert session.event_count == 20
+    last = timetravel.snapshot_at(
+        session=session, at=Position(to_micros(session.last_event_at), timetravel.SEQ_MAX)
+    )
+    assert sorted(last["state"]["seen"], key=int) == [str(i) for i in range(30, 50)]
+    assert_snapshots_fold_what_remains(session)
+    # Rebuilt for the events that remain: snapshots stay cheap after a trim.
+    assert sorted(Keyframe.objects.filter(session=session).values_list("ops", flat=True)) == [
+        5,
+        10,
+        15,
+        20,
+    ]
+
+
+def test_a_session_the_age_purge_keeps_for_its_new_events_snapshots_only_those(
+    ingest, small_keyframes
+):
+    planned = send_ops(ingest, "busy", 12, age_days=40)
+    send_ops(ingest, "busy", 11, start=12)  # arrives after the plan was made
+
+    removed, events, _ = retention.sessions_delete([planned])
+
+    assert (removed, events) == (0, 12)
+    session = Session.objects.get(key="busy")
+    assert_snapshots_fold_what_remains(session)
+    assert sorted(Keyframe.objects.filter(session=session).values_list("ops", flat=True)) == [5, 10]
+
+
+def test_sessions_removed_whole_take_their_keyframes_with_them(ingest, small_keyframes):
+    old = send_ops(ingest, "old", 20, age_days=40)
+    recent = send_ops(ingest, "recent", 20)
+    assert Keyframe.objects.filter(session=old).count() == 4
+
+    retention.purge_run()
+
+    assert keys() == {"recent"}
+    assert not Keyframe.objects.filter(session_id=old.id).exists()
+    assert Keyframe.objects.filter(session=recent).count() == 4
+
+
+def test_dropping_http_bodies_leaves_snapshots_equal_to_a_fold(ingest, shop, small_keyframes):
+    # State ops live in their own column, not in the payload: dropping bodies must not
+    # change any state, and the events a snapshot shows come without their bodies.
+    shop.redaction = {"capture_bodies": True}
+    shop.save()
+    events = [
+        {"id": f"h{i}", "session": "calls", "type": "http", "ts": NOW + i, "key": "call",
+         "payload": _http("top"), "state": {"op": "set", "path": f"/calls/{i}", "value": i}}
+        for i in range(12)
+    ]  # fmt: skip
+    events[0]["state"] = {"op": "set", "path": "/calls", "value": {}}
+    assert ingest.post(events).status_code == 202
+    session = Session.objects.get(key="calls")
+    before = timetravel.snapshot_at(
+        session=session, at=Position(to_micros(session.last_event_at), timetravel.SEQ_MAX)
+    )
+
+    drop = retention.bodies_drop(target_bytes=10**9, app=None, dry_run=False)
+
+    assert drop.bodies == 12
+    after = timetravel.snapshot_at(
+        session=session, at=Position(to_micros(session.last_event_at), timetravel.SEQ_MAX)
+    )
+    assert after["state"] == before["state"]
+    assert "request_body" not in after["latest"]["call"]["payload"]
+    assert_snapshots_fold_what_remains(session)
 
 
 def _http(body_kind):
