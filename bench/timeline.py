@@ -255,7 +255,11 @@ class Raw:
         if self.postgres:
             import psycopg
 
-            self.db = psycopg.connect(target.replace("postgres://", "postgresql://", 1))
+            # Never prepared: a prepared statement may switch to a generic plan after a few
+            # runs, and the ORM (Django's psycopg backend) gets a plan for its values.
+            self.db = psycopg.connect(
+                target.replace("postgres://", "postgresql://", 1), prepare_threshold=None
+            )
             self.db.autocommit = True
         else:
             self.db = sqlite3.connect(target)
