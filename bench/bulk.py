@@ -19,3 +19,33 @@ def drop_event_indexes(db: sqlite3.Connection) -> list[str]:
 def build_indexes(db: sqlite3.Connection, statements: list[str]) -> None:
     for sql in statements:
         db.execute(sql)
+
+
+def drop_event_indexes_postgres(conn) -> list[str]:
+    """PostgreSQL: drop recorder_event's secondary indexes (the full-text GIN index
+    among them) and its foreign keys; returns the SQL to build them again. The primary
+    key and the uid constraint stay. `conn` is a psycopg connection."""
+    indexes = conn.execute(
+        "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.tablename = 'recorder_event'"
+        " AND i.schemaname = current_schema() AND NOT EXISTS (SELECT 1 FROM pg_constraint c"
+        " WHERE c.conname = i.indexname AND c.conrelid = 'recorder_event'::regclass)"
+    ).fetchall()
+    foreign = conn.execute(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
+        " WHERE conrelid = 'recorder_event'::regclass AND contype = 'f'"
+    ).fetchall()
+    for name, _ in indexes:
+        conn.execute(f'DROP INDEX "{name}"')
+    for name, _ in foreign:
+        conn.execute(f'ALTER TABLE recorder_event DROP CONSTRAINT "{name}"')
+    return [sql for _, sql in indexes] + [
+        f'ALTER TABLE recorder_event ADD CONSTRAINT "{name}" {definition}'
+        for name, definition in foreign
+    ]
+
+
+def build_indexes_postgres(conn, statements: list[str]) -> None:
+    # Enough memory that each index is sorted in one pass (the GIN index above all).
+    conn.execute("SET maintenance_work_mem = '256MB'")
+    for sql in statements:
+        conn.execute(sql)

@@ -1,6 +1,7 @@
 """Purge under load: a third of the events goes while ingestion runs.
 
     python -m bench.retention [--retention-events 300000]
+    python -m bench retention --stack postgres   # deletes vs partition drops: bench/retention_postgres.py
 
 Builds a fresh SQLite data directory (a child process, so the caller's database is never
 touched): the demo mix (recorder.demo) for 30 days, cloned day by day with INSERT ...
@@ -28,6 +29,10 @@ DAYS, KEEP_DAYS = 30, 20
 
 
 def run(args) -> list[dict]:
+    if getattr(args, "stack", "sqlite") == "postgres":
+        from bench import retention_postgres
+
+        return retention_postgres.run(args)
     total = getattr(args, "retention_events", None) or 300_000
     with tempfile.TemporaryDirectory(prefix="flightrec-bench-retention-") as data_dir:
         env = {**os.environ, "FLIGHTREC_DATA_DIR": data_dir, "FLIGHTREC_HUEY_IMMEDIATE": "0"}

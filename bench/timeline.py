@@ -7,7 +7,12 @@ index rebuilt), then measures p95 server time of the selectors the pages and the
 run (ORM query + model instances, as the views get them), each next to the same query
 in hand-written SQL on the same file.
 
+With `--stack postgres` (DATABASE_URL set) the same data set goes into a fresh database
+on that server (COPY, indexes and foreign keys built after the load, then VACUUM
+ANALYZE), and the same queries run there, the raw baselines through psycopg.
+
     python -m bench.timeline --events 300000 [--keep PATH] [--runs 40]
+    python -m bench timeline --stack postgres [--keep DBNAME]
 """
 
 import argparse
@@ -15,6 +20,8 @@ import os
 import random
 import sqlite3
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -49,12 +56,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--events", type=int, default=3_000_000)
     p.add_argument("--sessions", type=int, default=None, help="default: events / 3000")
     p.add_argument("--runs", type=int, default=40, help="samples per query")
-    p.add_argument("--keep", default=None, help="reuse/keep the generated DB at this path")
+    p.add_argument(
+        "--keep", default=None, help="reuse/keep the generated DB at this path (PostgreSQL: name)"
+    )
+    p.add_argument("--stack", choices=["sqlite", "postgres"], default="sqlite")
     p.add_argument("--seed", type=int, default=1)
     return p
 
 
-def _setup_django(path: Path) -> None:
+def _setup_django(path: Path | None, *, postgres_name: str | None = None) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flightrec_site.settings")
     import django
     from django.conf import settings
@@ -63,6 +73,9 @@ def _setup_django(path: Path) -> None:
         django.setup()
     from django.db import connections
 
+    if postgres_name:
+        connections.settings[ALIAS] = {**connections.settings["default"], "NAME": postgres_name}
+        return
     connections.settings[ALIAS] = {
         **connections.settings["default"],
         "NAME": str(path),
@@ -70,27 +83,22 @@ def _setup_django(path: Path) -> None:
     }
 
 
-def generate(path: Path, *, events: int, sessions: int, seed: int) -> float:
-    """Migrate an empty file, then bulk-load it. Returns seconds taken."""
-    from django.core.management import call_command
+APP_NAMES = [(f"app{i}", ["production", "staging"][i % 2]) for i in range(4)]
+SESSION_COLUMNS = (
+    "application_id, key, status, status_reason, started_at, ended_at, last_event_at,"
+    " created_at, metadata, event_count, error_count, byte_count, last_seq, pinned"
+)
+EVENT_COLUMNS = (
+    "application_id, session_id, seq, ts, received_at, type, source, severity, key,"
+    " correlation_id, actor, message, payload, state, uid, size, redacted"
+)
 
-    started = time.perf_counter()
-    call_command("migrate", database=ALIAS, verbosity=0)
+
+def sessions_and_events(*, events: int, sessions: int, seed: int, apps: list[int], now: datetime):
+    """The data set, one session at a time: (session row, its event rows without the
+    session id). Session rows follow SESSION_COLUMNS (times as datetimes, metadata as
+    JSON text); event rows follow EVENT_COLUMNS from seq on."""
     rng = random.Random(seed)
-    db = sqlite3.connect(path)
-    db.execute("PRAGMA synchronous=OFF")
-    db.execute("PRAGMA journal_mode=WAL")
-    indexes = drop_event_indexes(db)
-    db.execute("DROP TRIGGER IF EXISTS recorder_event_fts_delete")
-    now = datetime.now(UTC)
-    apps = []
-    for i in range(4):
-        cur = db.execute(
-            "INSERT INTO recorder_application(name, environment, created_at, redaction) "
-            "VALUES (?, ?, ?, '{}')",
-            (f"app{i}", ["production", "staging"][i % 2], now.isoformat()),
-        )
-        apps.append(cur.lastrowid)
     per_session = max(1, events // sessions)
     t_start = now - timedelta(days=30)
     uid = 0
@@ -128,28 +136,51 @@ def generate(path: Path, *, events: int, sessions: int, seed: int) -> float:
                 payload = {"accuracy_m": rng.uniform(2, 30)}
             uid += 1
             rows.append((
-                app, None, seq, ts, ts, typ, rng.choice(["core", "net", "ui", "db"]), sev, key,
+                seq, ts, ts, typ, rng.choice(["core", "net", "ui", "db"]), sev, key,
                 corr if typ in ("http", "audit") else None,
                 "user" if typ == "ui" else None, words,
                 orjson.dumps(payload).decode() if payload is not None else None,
                 None, f"u{uid}", 200, None,
             ))  # fmt: skip
-        cur = db.execute(
-            "INSERT INTO recorder_session(application_id, key, status, status_reason, started_at,"
-            " ended_at, last_event_at, created_at, metadata, event_count, error_count, byte_count,"
-            " last_seq, pinned) VALUES (?, ?, ?, '', ?, NULL, ?, ?, ?, ?, ?, ?, ?, 0)",
-            (app, f"s{s}", "ended" if rng.random() < 0.9 else "open", start.isoformat(" "),
-             datetime.fromtimestamp(ts / 1e6, UTC).isoformat(" "), now.isoformat(" "),
-             orjson.dumps({"app_version": f"{rng.randint(1, 5)}.{rng.randint(0, 9)}",
-                           "device": rng.choice(["Pixel 7", "iPhone 15", "rpi-gw"])}).decode(),
-             per_session, errors, per_session * 200, per_session),
+        session = (
+            app, f"s{s}", "ended" if rng.random() < 0.9 else "open", "", start, None,
+            datetime.fromtimestamp(ts / 1e6, UTC), now,
+            orjson.dumps({"app_version": f"{rng.randint(1, 5)}.{rng.randint(0, 9)}",
+                          "device": rng.choice(["Pixel 7", "iPhone 15", "rpi-gw"])}).decode(),
+            per_session, errors, per_session * 200, per_session, False,
         )  # fmt: skip
+        yield session, app, rows
+
+
+def generate(path: Path, *, events: int, sessions: int, seed: int) -> float:
+    """Migrate an empty file, then bulk-load it. Returns seconds taken."""
+    from django.core.management import call_command
+
+    started = time.perf_counter()
+    call_command("migrate", database=ALIAS, verbosity=0)
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA synchronous=OFF")
+    db.execute("PRAGMA journal_mode=WAL")
+    indexes = drop_event_indexes(db)
+    db.execute("DROP TRIGGER IF EXISTS recorder_event_fts_delete")
+    now = datetime.now(UTC)
+    apps = []
+    for name, environment in APP_NAMES:
+        cur = db.execute(
+            "INSERT INTO recorder_application(name, environment, created_at, redaction) "
+            "VALUES (?, ?, ?, '{}')",
+            (name, environment, now.isoformat()),
+        )
+        apps.append(cur.lastrowid)
+    data = sessions_and_events(events=events, sessions=sessions, seed=seed, apps=apps, now=now)
+    for s, (session, app, rows) in enumerate(data):
+        row = [v.isoformat(" ") if isinstance(v, datetime) else v for v in session]
+        marks = ", ".join("?" * len(row))
+        cur = db.execute(f"INSERT INTO recorder_session({SESSION_COLUMNS}) VALUES ({marks})", row)
         sid = cur.lastrowid
         db.executemany(
-            "INSERT INTO recorder_event(application_id, session_id, seq, ts, received_at, type,"
-            " source, severity, key, correlation_id, actor, message, payload, state, uid, size,"
-            " redacted) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            [(r[0], sid, *r[2:]) for r in rows],
+            f"INSERT INTO recorder_event({EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            [(app, sid, *r) for r in rows],
         )
         if s % 50 == 49:
             db.commit()
@@ -167,19 +198,96 @@ def generate(path: Path, *, events: int, sessions: int, seed: int) -> float:
     return time.perf_counter() - started
 
 
+def generate_postgres(url: str, *, events: int, sessions: int, seed: int) -> float:
+    """Load a freshly migrated PostgreSQL database with COPY. Returns seconds taken."""
+    import psycopg
+
+    from bench.bulk import build_indexes_postgres, drop_event_indexes_postgres
+
+    started = time.perf_counter()
+    now = datetime.now(UTC)
+    with psycopg.connect(url.replace("postgres://", "postgresql://", 1)) as conn:
+        indexes = drop_event_indexes_postgres(conn)
+        apps = [
+            conn.execute(
+                "INSERT INTO recorder_application(name, environment, created_at, redaction) "
+                "VALUES (%s, %s, %s, '{}') RETURNING id",
+                (name, environment, now),
+            ).fetchone()[0]
+            for name, environment in APP_NAMES
+        ]
+        conn.commit()
+        data = sessions_and_events(events=events, sessions=sessions, seed=seed, apps=apps, now=now)
+        marks = ", ".join(["%s"] * 14)
+        pending: list[tuple] = []
+        for s, (session, app, rows) in enumerate(data):
+            sid = conn.execute(
+                f"INSERT INTO recorder_session({SESSION_COLUMNS}) VALUES ({marks}) RETURNING id",
+                session,
+            ).fetchone()[0]
+            pending += [(app, sid, *r) for r in rows]
+            if s % 50 == 49 or s == sessions - 1:
+                with conn.cursor().copy(f"COPY recorder_event ({EVENT_COLUMNS}) FROM STDIN") as c:
+                    for row in pending:
+                        c.write_row(row)
+                conn.commit()
+                pending = []
+        build_indexes_postgres(conn, indexes)
+        conn.commit()
+        conn.autocommit = True
+        # What autovacuum would have done by the time anyone reads: statistics, and the
+        # visibility map that index-only scans need.
+        conn.execute("VACUUM ANALYZE")
+    return time.perf_counter() - started
+
+
 def _p95(samples: list[float]) -> float:
     samples = sorted(samples)
     return samples[min(len(samples) - 1, int(round(0.95 * (len(samples) - 1))))] * 1000
 
 
-def measure(path: Path, *, runs: int, seed: int) -> list[dict]:
-    from recorder import queries
+class Raw:
+    """The hand-written baseline: sqlite3 on the file, or psycopg on the database. SQL is
+    written with ? placeholders."""
+
+    def __init__(self, target: Path | str):
+        self.postgres = isinstance(target, str)
+        if self.postgres:
+            import psycopg
+
+            # Never prepared: a prepared statement may switch to a generic plan after a few
+            # runs, and the ORM (Django's psycopg backend) gets a plan for its values.
+            self.db = psycopg.connect(
+                target.replace("postgres://", "postgresql://", 1), prepare_threshold=None
+            )
+            self.db.autocommit = True
+        else:
+            self.db = sqlite3.connect(target)
+            self.db.execute("PRAGMA mmap_size=268435456")
+
+    def execute(self, sql: str, params=()) -> "Raw":
+        self._cursor = (
+            self.db.execute(sql.replace("?", "%s"), params or None)
+            if self.postgres
+            else self.db.execute(sql, params)
+        )
+        return self
+
+    def fetchall(self) -> list:
+        return self._cursor.fetchall()
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def measure(target: Path | str, *, runs: int, seed: int) -> list[dict]:
+    from recorder import queries, search
     from recorder.fields import from_micros
     from recorder.models import Event, Session
 
     rng = random.Random(seed + 1)
-    raw = sqlite3.connect(path)
-    raw.execute("PRAGMA mmap_size=268435456")
+    raw = Raw(target)
+    pg = raw.postgres
     sessions = raw.execute(
         "SELECT id, application_id, (SELECT MIN(ts) FROM recorder_event e WHERE e.session_id = s.id),"
         " (SELECT MAX(ts) FROM recorder_event e WHERE e.session_id = s.id) FROM recorder_session s"
@@ -217,14 +325,20 @@ def measure(path: Path, *, runs: int, seed: int) -> list[dict]:
     E = queries.EventFilters
     cond = queries.parse_condition
     fts = queries.parse_filter_bar
+    status_sql = (
+        "AND (CASE WHEN jsonb_typeof(payload #> '{status}') = 'number' "
+        "THEN (payload #>> '{status}')::numeric END) >= ?"
+        if pg
+        else "AND json_type(payload, '$.status') IN ('integer','real') "
+        "AND json_extract(payload, '$.status') >= ?"
+    )
     cases = [
         ("no filter", E(), "", []),
         ("type", E(types=["http"]), "AND type = ?", ["http"]),
         ("severity>=error", E(min_severity=40), "AND severity >= ?", [40]),
-        ("key wildcard", E(key="temp::*"), "AND key GLOB ?", ["temp::*"]),
-        ("payload status>=500", E(where=[cond("status>=500")]),
-         "AND json_type(payload, '$.status') IN ('integer','real') "
-         "AND json_extract(payload, '$.status') >= ?", [500]),
+        ("key wildcard", E(key="temp::*"), "AND key LIKE ?" if pg else "AND key GLOB ?",
+         ["temp::%" if pg else "temp::*"]),
+        ("payload status>=500", E(where=[cond("status>=500")]), status_sql, [500]),
         ("source", E(sources=["net"]), "AND source = ?", ["net"]),
     ]  # fmt: skip
     results = []
@@ -246,17 +360,26 @@ def measure(path: Path, *, runs: int, seed: int) -> list[dict]:
             results.append(_row(f"timeline page, {name}, {where} page", orm, base, 20))
 
     # Full text in one session: a common word and a rare one.
+    def raw_fulltext(s, word):
+        if pg:
+            doc = search.PG_DOCUMENT.format(t='"recorder_event"')
+            return raw.execute(
+                f"SELECT {cols} FROM recorder_event WHERE session_id = ? AND {doc} @@ "
+                "to_tsquery('simple'::regconfig, ?) ORDER BY ts, seq LIMIT 101", (s[0], word)
+            ).fetchall()  # fmt: skip
+        return raw.execute(
+            f"SELECT {cols} FROM recorder_event WHERE session_id = ? AND id IN (SELECT rowid "
+            "FROM recorder_event_fts WHERE recorder_event_fts MATCH ? AND rowid >= (SELECT "
+            "MIN(id) FROM recorder_event WHERE session_id = ?) AND rowid <= (SELECT MAX(id) "
+            "FROM recorder_event WHERE session_id = ?)) ORDER BY ts, seq LIMIT 101",
+            (s[0], f'"{word}"', s[0], s[0])).fetchall()  # fmt: skip
+
     for label, word in (("common word", "timeout"), ("rare word", "zeppelin")):
         orm, base = [], []
         for _ in range(runs):
             s = pick()
             orm.append(timed(lambda s=s, word=word: orm_page(s, fts(word), "first")))
-            base.append(timed(lambda s=s, word=word: raw.execute(
-                f"SELECT {cols} FROM recorder_event WHERE session_id = ? AND id IN (SELECT rowid "
-                "FROM recorder_event_fts WHERE recorder_event_fts MATCH ? AND rowid >= (SELECT "
-                "MIN(id) FROM recorder_event WHERE session_id = ?) AND rowid <= (SELECT MAX(id) "
-                "FROM recorder_event WHERE session_id = ?)) ORDER BY ts, seq LIMIT 101",
-                (s[0], f'"{word}"', s[0], s[0])).fetchall()))  # fmt: skip
+            base.append(timed(lambda s=s, word=word: raw_fulltext(s, word)))
         results.append(_row(f"full text in one session, {label}", orm, base, 50))
 
     # Cross-session: one application, a one-hour window anywhere in the 30 days.
@@ -287,13 +410,14 @@ def measure(path: Path, *, runs: int, seed: int) -> list[dict]:
     orm, base = [], []
     _, cursor = queries.sessions_page(sess, limit=50)
     f = queries.parse_session_filters({"status": "ended", "q": "pixel"})
+    like, text = ("ILIKE", "::text") if pg else ("LIKE", "")
     for _ in range(runs):
         orm.append(timed(lambda: queries.sessions_page(
             queries.filter_sessions(sess, f), cursor=cursor, limit=50)))  # fmt: skip
         base.append(timed(lambda: raw.execute(
             "SELECT s.*, a.* FROM recorder_session s JOIN recorder_application a ON "
-            "a.id = s.application_id WHERE s.status = 'ended' AND (s.key LIKE '%pixel%' OR "
-            "s.metadata LIKE '%pixel%') ORDER BY s.started_at DESC, s.id DESC LIMIT 51"
+            f"a.id = s.application_id WHERE s.status = 'ended' AND (s.key {like} '%pixel%' OR "
+            f"s.metadata{text} {like} '%pixel%') ORDER BY s.started_at DESC, s.id DESC LIMIT 51"
         ).fetchall()))  # fmt: skip
     results.append(_row("session list, status + text filter, second page", orm, base, 50))
     raw.close()
@@ -312,9 +436,65 @@ def _row(name: str, orm: list[float], base: list[float], target_ms: float) -> di
     }
 
 
+def postgres_database(name: str, *, events: int, sessions: int, seed: int) -> float | None:
+    """Create, migrate and load database `name` on DATABASE_URL's server unless it holds
+    events already (--keep). Returns the seconds the load took, None if reused."""
+    import psycopg
+
+    from tests.stack import ROOT, pg_execute, with_database
+
+    admin = os.environ["DATABASE_URL"]
+    url = with_database(admin, name)
+    with psycopg.connect(admin.replace("postgres://", "postgresql://", 1)) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+    if exists:
+        with psycopg.connect(url.replace("postgres://", "postgresql://", 1)) as conn:
+            if conn.execute("SELECT EXISTS (SELECT 1 FROM recorder_event)").fetchone()[0]:
+                return None
+        pg_execute(admin, f'DROP DATABASE "{name}" WITH (FORCE)')
+    pg_execute(admin, f'CREATE DATABASE "{name}"')
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v", "0"],
+        cwd=ROOT, env={**os.environ, "DATABASE_URL": url}, check=True,
+    )  # fmt: skip
+    return generate_postgres(url, events=events, sessions=sessions, seed=seed)
+
+
+def run_postgres(ns, sessions: int) -> list[dict]:
+    from tests.stack import pg_execute, with_database
+
+    admin = os.environ["DATABASE_URL"]
+    name = ns.keep or f"flightrec_bench_timeline_{os.getpid()}"
+    rows = []
+    try:
+        seconds = postgres_database(name, events=ns.events, sessions=sessions, seed=ns.seed)
+        if seconds is not None:
+            rows.append({
+                "name": "timeline: load PostgreSQL", "value": round(seconds, 1), "unit": "s",
+                "baseline": None, "ratio": None,
+                "note": f"{ns.events} events in {sessions} sessions by COPY, indexes built "
+                        "after, VACUUM ANALYZE",
+            })  # fmt: skip
+        _setup_django(None, postgres_name=name)
+        rows += [
+            {**row, "name": f"PostgreSQL: {row['name']}"}
+            for row in measure(with_database(admin, name), runs=ns.runs, seed=ns.seed)
+        ]
+    finally:
+        from django.db import connections
+
+        if ALIAS in connections.settings:
+            connections[ALIAS].close()
+        if not ns.keep:
+            pg_execute(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return rows
+
+
 def run(args=None) -> list[dict]:
     ns = parse_args(args)
     sessions = ns.sessions or max(1, ns.events // 3000)
+    if ns.stack == "postgres":
+        return run_postgres(ns, sessions)
     tmp = None
     if ns.keep:
         path = Path(ns.keep)
@@ -342,8 +522,6 @@ def run(args=None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    import sys
-
     from bench.__main__ import print_table
 
     print_table(run(sys.argv[1:]))
