@@ -106,11 +106,10 @@ class _Flush:
 class _Flight:
     """A batch whose request is sent and whose answer is not read yet."""
 
-    __slots__ = ("lines", "body", "conn")
+    __slots__ = ("lines", "conn")
 
-    def __init__(self, lines: list[bytes], body: bytes, conn) -> None:
+    def __init__(self, lines: list[bytes], conn) -> None:
         self.lines = lines
-        self.body = body
         self.conn = conn
 
 
@@ -529,36 +528,39 @@ class Recorder:
             self._header_line = json.dumps(doc, separators=(",", ":")).encode()
         return self._header_line
 
+    def _events_body(self, lines: list[bytes], header: bytes | None = None) -> bytes:
+        return b"\n".join([header or self._header(), *lines]) + b"\n"
+
     def _send_lines(self, lines: list[bytes], header: bytes | None = None) -> None:
-        body = b"\n".join([header or self._header(), *lines]) + b"\n"
+        body = self._events_body(lines, header)
         self._post("/api/v1/events", body, content_type="application/x-ndjson")
         self.sent += len(lines)
         self._backoff = 0.0
 
     def _launch(self, lines: list[bytes]) -> _Flight:
         """Send a batch's request without waiting for the answer (see _tick)."""
-        body = b"\n".join([self._header(), *lines]) + b"\n"
+        data = gzip.compress(self._events_body(lines), compresslevel=1)
         conn: http.client.HTTPConnection | None = self._connection(self.timeout)
         try:
             conn.request(
-                "POST", self._root + "/api/v1/events", gzip.compress(body, compresslevel=1),
+                "POST", self._root + "/api/v1/events", data,
                 self._headers("application/x-ndjson"),
             )  # fmt: skip
         except (OSError, http.client.HTTPException):
             self._close_conn()
             conn = None  # _land sends it again the plain way, on a new connection
-        return _Flight(lines, body, conn)
+        return _Flight(lines, conn)
 
     def _land(self, flight: _Flight) -> None:
         """Read a launched batch's answer: counted as sent, spilled, or counted as lost."""
         try:
-            if not self._answered(flight):
+            if self._answered(flight):
+                self.sent += len(flight.lines)
+                self._backoff = 0.0
+            else:
                 # The kept-alive connection was gone: once more on a fresh one. A batch
                 # the server did take is not stored twice (event ids are idempotent).
-                body = flight.body
-                self._post("/api/v1/events", body, content_type="application/x-ndjson")
-            self.sent += len(flight.lines)
-            self._backoff = 0.0
+                self._send_lines(flight.lines)
         except _Retry as exc:
             self._fail(exc)
             self._spill(flight.lines)
@@ -570,14 +572,11 @@ class Recorder:
         if flight.conn is None:
             return False
         try:
-            response = flight.conn.getresponse()
-            status = response.status
-            text = response.read()[:500].decode("utf-8", "replace")
-            retry_after = response.getheader("Retry-After")
+            answer = self._read_answer(flight.conn.getresponse())
         except (OSError, http.client.HTTPException):
             self._close_conn()
             return False
-        self._check(status, text, retry_after)
+        self._check(*answer)
         return True
 
     # --- HTTP ---------------------------------------------------------------------------
@@ -620,10 +619,7 @@ class Recorder:
                 conn = cls(self._host, self._port, timeout=timeout)
             try:
                 conn.request("POST", self._root + path, data, headers)
-                response = conn.getresponse()
-                status = response.status
-                text = response.read()[:500].decode("utf-8", "replace")
-                retry_after = response.getheader("Retry-After")
+                answer = self._read_answer(conn.getresponse())
                 break
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
                 if own:
@@ -641,7 +637,14 @@ class Recorder:
             finally:
                 if not own:
                     conn.close()
-        self._check(status, text, retry_after)
+        self._check(*answer)
+
+    @staticmethod
+    def _read_answer(response: http.client.HTTPResponse) -> tuple[int, str, str | None]:
+        """Status, the start of the body (for messages) and Retry-After. Reads the whole
+        body so that the kept-alive connection can carry the next request."""
+        text = response.read()[:500].decode("utf-8", "replace")
+        return response.status, text, response.getheader("Retry-After")
 
     def _headers(self, content_type: str) -> dict[str, str]:
         return {
