@@ -63,11 +63,10 @@ def database_unavailable(request, exc: OperationalError):
     # A full disk, an I/O error or a lock held past the busy timeout can surface in any
     # query (the key lookup, the admission check), not only in the inbox write. Nothing
     # was acknowledged: 503 + Retry-After tells the sender to keep the batch and retry.
-    cause = exc.__cause__
-    log.error(
-        "database unavailable for %s: %s (%s)",
-        request.path, exc, getattr(cause, "sqlite_errorname", type(cause).__name__),
-    )  # fmt: skip
+    # The SQLite error name (SQLITE_IOERR_SHORT_READ, SQLITE_FULL...) tells causes apart
+    # that share one message.
+    name = getattr(exc.__cause__, "sqlite_errorname", None) or type(exc).__name__
+    log.error("database unavailable for %s: %s (%s)", request.path, exc, name)
     response = api.create_response(
         request, {"detail": f"the database is unavailable, retry later: {exc}"}, status=503
     )
