@@ -49,3 +49,48 @@ def build_indexes_postgres(conn, statements: list[str]) -> None:
     conn.execute("SET maintenance_work_mem = '256MB'")
     for sql in statements:
         conn.execute(sql)
+
+
+def pack_payloads(db: sqlite3.Connection, path, *, chunk: int = 50_000) -> int:
+    """Store the payloads of a bulk-loaded file as the product does once it holds a few
+    thousand events: train a dictionary on a spread sample, then pack every row
+    (recorder/payloads.py). Returns the dictionary id. `db` is a plain sqlite3
+    connection to `path`; the caller commits."""
+    import random
+    from datetime import UTC, datetime
+
+    import zstandard
+
+    from recorder import payloads
+
+    payloads.sqlite_register(db, str(path))
+    last = db.execute("SELECT COALESCE(MAX(id), 0) FROM recorder_event").fetchone()[0]
+    stride = max(1, last // payloads.TRAIN_SAMPLES)
+    samples = [
+        row[0].encode()
+        for row in db.execute(
+            "SELECT fr_json(payload) FROM recorder_event WHERE payload IS NOT NULL AND id % ? = 0",
+            (stride,),
+        )
+    ]
+    dict_id = random.randint(32_768, 2**31 - 1)
+    zdict = zstandard.train_dictionary(
+        payloads.DICT_SIZE, samples, dict_id=dict_id, level=payloads.LEVEL
+    )
+    db.execute(
+        "INSERT INTO recorder_payloaddictionary(dict_id, data, samples, last_event_id, created_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (dict_id, zdict.as_bytes(), len(samples), last, datetime.now(UTC).isoformat(" ")),
+    )
+    payloads._codec(dict_id, zdict.as_bytes())
+    for start in range(0, last, chunk):
+        rows = db.execute(
+            "SELECT id, payload FROM recorder_event WHERE id > ? AND id <= ? "
+            "AND typeof(payload) = 'text'",
+            (start, start + chunk),
+        ).fetchall()
+        db.executemany(
+            "UPDATE recorder_event SET payload = ? WHERE id = ?",
+            [(payloads.pack(text, dict_id), pk) for pk, text in rows],
+        )
+    return dict_id

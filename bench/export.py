@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.bulk import pack_payloads
+
 DEFAULT_EVENTS = 1_000_000
 ROOT = Path(__file__).resolve().parent.parent
 GEN_CHUNK = 50_000
@@ -120,7 +122,7 @@ def _raw_insert(db_path: Path, app_id: int, session_id: int, n: int, *, fts: boo
         conn.executemany(sql, chunk)
         spent += time.perf_counter() - started
     started = time.perf_counter()
-    if has_fts:
+    if has_fts:  # the payloads are still JSON text here
         conn.execute(
             "INSERT INTO recorder_event_fts(rowid, message, payload) "
             "SELECT id, message, payload FROM recorder_event"
@@ -175,6 +177,10 @@ def phase_export(data_dir: Path, n: int, out_path: Path) -> dict:
             size += len(orjson.dumps(row))
         count += len(rows)
     raw_seconds = time.perf_counter() - started
+    # The baseline read JSON text; flightrec exports what it stores: packed payloads.
+    conn.execute("BEGIN IMMEDIATE")
+    pack_payloads(conn, db_path)
+    conn.execute("COMMIT")
     conn.close()
     assert count == n
 
@@ -247,7 +253,13 @@ def phase_generate(data_dir: Path, n: int) -> dict:
     from django.conf import settings
 
     app, session = _make_session("bench")
-    _raw_insert(Path(settings.DATABASES["default"]["NAME"]), app.id, session.id, n, fts=False)
+    db_path = Path(settings.DATABASES["default"]["NAME"])
+    _raw_insert(db_path, app.id, session.id, n, fts=False)
+    conn = _raw_connect(db_path)
+    conn.execute("BEGIN IMMEDIATE")
+    pack_payloads(conn, db_path)  # stored as the product stores them
+    conn.execute("COMMIT")
+    conn.close()
     return {"events": n}
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import orjson
 
-from bench.bulk import build_indexes, drop_event_indexes
+from bench.bulk import build_indexes, drop_event_indexes, pack_payloads
 
 ALIAS = "bench_timeline"
 TYPES = ["http", "log", "mqtt", "ble", "ui", "state", "audit", "metric"]
@@ -186,11 +186,14 @@ def generate(path: Path, *, events: int, sessions: int, seed: int) -> float:
             db.commit()
     db.commit()
     build_indexes(db, indexes)
+    # FTS5's own rebuild is right while the payloads are still JSON text; then they are
+    # packed, as the product stores them.
     db.execute("INSERT INTO recorder_event_fts(recorder_event_fts) VALUES ('rebuild')")
+    pack_payloads(db, path)
     db.execute(
         "CREATE TRIGGER IF NOT EXISTS recorder_event_fts_delete AFTER DELETE ON recorder_event "
         "BEGIN INSERT INTO recorder_event_fts(recorder_event_fts, rowid, message, payload) "
-        "VALUES ('delete', old.id, old.message, old.payload); END"
+        "VALUES ('delete', old.id, old.message, fr_json(old.payload)); END"
     )
     db.commit()
     db.execute("ANALYZE")

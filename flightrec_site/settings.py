@@ -173,6 +173,9 @@ FLIGHTREC_MAX_BATCH_EVENTS = envint("FLIGHTREC_MAX_BATCH_EVENTS", 100_000)
 FLIGHTREC_INBOX_MAX_EVENTS = envint("FLIGHTREC_INBOX_MAX_EVENTS", 2_000_000)
 # Below this much free disk in DATA_DIR ingestion answers 503 (nothing accepted is lost).
 FLIGHTREC_MIN_FREE_DISK_BYTES = envint("FLIGHTREC_MIN_FREE_DISK_BYTES", 1024**3)
+# SQLite packs payloads with a dictionary trained on the database's own events, the first
+# one after this many events (recorder/payloads.py).
+FLIGHTREC_PAYLOAD_DICT_FIRST_AFTER = envint("FLIGHTREC_PAYLOAD_DICT_FIRST_AFTER", 2000)
 # --- Retention (recorder/retention.py) ---------------------------------------------------
 # Global defaults; each Application may override them (0 or empty = no limit).
 FLIGHTREC_RETENTION_DAYS = envint("FLIGHTREC_RETENTION_DAYS", 30)

@@ -18,7 +18,7 @@ import orjson
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
 
-from recorder import metrics, retention, search
+from recorder import metrics, payloads, retention, search
 from recorder.fields import from_micros, to_micros
 from recorder.models import ApiKey, Event, InboxBatch, Session, Severity
 from recorder.timetravel import keyframes_invalidate
@@ -70,6 +70,9 @@ def inbox_drain(*, max_batches: int = 200, max_events: int = 20_000) -> DrainSta
             time.sleep(0.05 * retries)
             continue
         if stats.batches == 0:
+            if total.events:
+                # The first dictionary, once there is enough to learn from.
+                payloads.dictionary_maybe_train()
             return total
         total.add(stats)
 
@@ -320,6 +323,7 @@ def insert_events(values: list[tuple], *, fast: bool = False) -> int:
     else:
         # Everything above this id after the insert is ours (the caller holds the lock).
         indexed_up_to = search.fts_last_event_id()
+        values = _packed(values)
         with connection.cursor() as cursor:
             cursor.executemany(_insert_sql(), values)
             # psycopg 3 and sqlite3 both sum the rows of every execution here.
@@ -334,6 +338,19 @@ def insert_events(values: list[tuple], *, fast: bool = False) -> int:
             earliest[session_id] = ts
     keyframes_invalidate(earliest=earliest)
     return inserted
+
+
+PAYLOAD_INDEX = EVENT_COLUMNS.index("payload")
+
+
+def _packed(values: list[tuple]) -> list[tuple]:
+    """SQLite stores payloads packed with the current dictionary (recorder/payloads.py);
+    PostgreSQL stores the JSON text as jsonb."""
+    dict_id = payloads.current_dict_id()
+    if dict_id is None:
+        return values
+    i, pack = PAYLOAD_INDEX, payloads.pack
+    return [(*row[:i], pack(row[i], dict_id), *row[i + 1 :]) for row in values]
 
 
 def _copy_events(values: list[tuple]) -> int:

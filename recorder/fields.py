@@ -10,6 +10,8 @@ timezone-aware datetimes, so ORM queries read naturally:
 from datetime import UTC, datetime, timedelta
 
 from django.db import models
+from django.db.models.expressions import Col
+from django.utils.functional import cached_property
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -40,3 +42,48 @@ class EpochMicrosField(models.BigIntegerField):
         if isinstance(value, datetime):
             return to_micros(value)
         return super().get_prep_value(value)
+
+
+class _PackedCol(Col):
+    """The payload column as SQL sees it: JSON text on every database (see below)."""
+
+    def as_sql(self, compiler, connection):
+        sql, params = super().as_sql(compiler, connection)
+        if connection.vendor == "sqlite":
+            return f"fr_json({sql})", params
+        return sql, params
+
+
+class PackedJSONField(models.JSONField):
+    """A JSONField stored packed on SQLite (recorder.payloads), plain jsonb elsewhere.
+
+    Every read of the column in SQL is wrapped in fr_json(), so to the ORM, its JSON
+    lookups and hand-written filters it is an ordinary JSON text column; writes pack
+    the JSON with the current dictionary.
+    """
+
+    description = "JSON, stored zstd-packed with a trained dictionary on SQLite"
+
+    def db_type(self, connection):
+        return "blob" if connection.vendor == "sqlite" else super().db_type(connection)
+
+    def db_check(self, connection):
+        # JSON_VALID cannot read a packed BLOB; fr_json() is the check on the way out.
+        return None if connection.vendor == "sqlite" else super().db_check(connection)
+
+    def get_db_prep_value(self, value, connection, prepared=False):
+        value = super().get_db_prep_value(value, connection, prepared)
+        if connection.vendor != "sqlite" or not isinstance(value, str):
+            return value
+        from recorder import payloads
+
+        return payloads.pack(value, payloads.current_dict_id())
+
+    def get_col(self, alias, output_field=None):
+        if output_field is None:
+            output_field = self
+        return _PackedCol(alias, self, output_field)
+
+    @cached_property
+    def cached_col(self):
+        return _PackedCol(self.model._meta.db_table, self)

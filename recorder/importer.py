@@ -31,7 +31,7 @@ from typing import IO, Any
 import orjson
 from django.db import connection, transaction
 
-from recorder import drain, ingest, redaction, tasks
+from recorder import drain, ingest, payloads, redaction, tasks
 from recorder.fields import from_micros, to_micros
 from recorder.models import Application, Session
 
@@ -383,6 +383,8 @@ def _flush(target: _Target, pending: list[tuple[int, dict]], received: int, resu
         values.append(drain.event_row(app_id, session, ev, received))
     if values:
         drain.insert_events(values)
+        # A big import into a new database: pack from its first few thousand events on.
+        payloads.dictionary_maybe_train()
     result.imported += len(values)
 
 

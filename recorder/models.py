@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from recorder.fields import EpochMicrosField
+from recorder.fields import EpochMicrosField, PackedJSONField
 
 
 class Severity(models.IntegerChoices):
@@ -166,7 +166,7 @@ class Event(models.Model):
     correlation_id = models.CharField(max_length=128, null=True, blank=True)
     actor = models.CharField(max_length=128, null=True, blank=True)
     message = models.TextField(null=True, blank=True)
-    payload = models.JSONField(null=True, blank=True)
+    payload = PackedJSONField(null=True, blank=True)  # zstd-packed on SQLite: recorder/payloads.py
     state = models.JSONField(null=True, blank=True)
     uid = models.CharField(max_length=64)
     size = models.IntegerField(default=0)  # bytes of the accepted envelope, for quotas
@@ -332,3 +332,20 @@ class LoginFailure(models.Model):
 
     def __str__(self) -> str:
         return f"failed log-in for {self.username} from {self.ip} at {self.at}"
+
+
+class PayloadDictionary(models.Model):
+    """A zstd dictionary payloads are packed with on SQLite (recorder/payloads.py).
+
+    The newest is current; older ones stay for the rows packed with them. `dict_id` is
+    the id written in each packed frame's header.
+    """
+
+    dict_id = models.BigIntegerField(unique=True)
+    data = models.BinaryField()
+    samples = models.IntegerField()  # payloads it was trained on
+    last_event_id = models.BigIntegerField()  # the newest event when it was trained
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"payload dictionary {self.dict_id} ({self.created_at:%Y-%m-%d})"

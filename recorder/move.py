@@ -24,6 +24,8 @@ from django.core.management.color import no_style
 from django.db import connection, transaction
 from django.db.models import Model
 
+from recorder import payloads
+from recorder.fields import PackedJSONField
 from recorder.routers import INBOX_MODELS
 
 CHUNK = 10_000
@@ -105,7 +107,13 @@ def _copy_table(src: sqlite3.Connection, model: type[Model], progress: Callable[
     if missing:
         raise MoveError(f"{table} in the source lacks columns {missing}: migrate it first")
     quoted = ", ".join(connection.ops.quote_name(c) for c in columns)
-    select = "SELECT " + ", ".join(f'"{c}"' for c in columns) + f' FROM "{table}"'
+    # Packed payloads (recorder/payloads.py) go over as the JSON text PostgreSQL stores.
+    packed = {f.column for f in model._meta.concrete_fields if isinstance(f, PackedJSONField)}
+    select = (
+        "SELECT "
+        + ", ".join(f'fr_json("{c}")' if c in packed else f'"{c}"' for c in columns)
+        + f' FROM "{table}"'
+    )
     copied = 0
     raw = connection.connection  # psycopg's own connection: Django's cursor has no COPY
     with raw.cursor() as cursor:
@@ -129,6 +137,7 @@ def move_to_postgres(
     source = source_in(Path(data_dir))
     models = moved_models()
     main = sqlite3.connect(f"file:{source.main}?mode=ro", uri=True)
+    payloads.sqlite_register(main, str(source.main))
     inbox = (
         sqlite3.connect(f"file:{source.inbox}?mode=ro", uri=True) if source.inbox.exists() else None
     )

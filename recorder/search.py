@@ -4,7 +4,9 @@ SQLite: an FTS5 table with external content (the event table itself), columns me
 and payload, without token positions (detail=none: words and prefixes, no phrases). The unicode61 tokenizer splits the payload's JSON text on punctuation, so
 keys and string values become words: a flattened payload at no extra storage. The drain
 adds new rows (`fts_index_new_events`); a trigger removes rows that retention deletes,
-with the exact values they were indexed with (what external content requires).
+with the exact values they were indexed with (what external content requires). Payloads
+are stored packed (recorder/payloads.py), so everything that feeds the index reads them
+through fr_json(), FTS5's own 'rebuild' included: it is never used.
 
 PostgreSQL: a GIN index over to_tsvector('simple', …) of the message and the payload's
 JSON text with every run of punctuation and space replaced by one space. Without that
@@ -81,7 +83,7 @@ def fts_index_new_events(after_id: int) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {FTS_TABLE}(rowid, message, payload) "
-            "SELECT id, message, payload FROM recorder_event WHERE id > %s",
+            "SELECT id, message, fr_json(payload) FROM recorder_event WHERE id > %s",
             [after_id],
         )
 
@@ -90,5 +92,11 @@ def fts_rebuild() -> None:
     """Rebuild the whole SQLite index from the event table (after a bulk load or import)."""
     if connection.vendor != "sqlite":
         return
+    # Not FTS5's 'rebuild': that reads the content table's payload column as stored,
+    # packed (recorder/payloads.py); the index must see the JSON text.
     with connection.cursor() as cursor:
-        cursor.execute(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('rebuild')")
+        cursor.execute(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('delete-all')")
+        cursor.execute(
+            f"INSERT INTO {FTS_TABLE}(rowid, message, payload) "
+            "SELECT id, message, fr_json(payload) FROM recorder_event"
+        )

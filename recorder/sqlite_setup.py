@@ -6,9 +6,14 @@ already has tables it is not a no-op: it opens a write transaction and rewrites 
 field, so running it on every new connection made every request, reads included, queue
 for the write lock and wait for an fsync. It therefore runs only on empty files; older
 files are switched once by migration 0003.
+
+Every connection also gets the SQL function fr_json(), which reads packed payloads
+(recorder/payloads.py).
 """
 
 from django.db.backends.signals import connection_created
+
+from recorder import payloads
 
 
 def sqlite_connection_prepare(sender, connection, **kwargs) -> None:
@@ -19,6 +24,8 @@ def sqlite_connection_prepare(sender, connection, **kwargs) -> None:
         # INCREMENTAL lets the purge hand freed pages back to the filesystem in steps.
         raw.execute("PRAGMA auto_vacuum=INCREMENTAL")
     raw.execute("PRAGMA journal_mode=WAL")
+    # fr_json(): packed payloads read as JSON text in SQL.
+    payloads.sqlite_register(raw, connection.settings_dict["NAME"])
 
 
 def connect() -> None:

@@ -13,7 +13,7 @@ import logging
 from huey import crontab
 from huey.contrib.djhuey import HUEY, db_periodic_task, db_task, on_startup
 
-from recorder import drain, retention, storage, timetravel
+from recorder import drain, payloads, retention, storage, timetravel
 
 log = logging.getLogger(__name__)
 WAKE_FLAG = "flightrec:drain-wanted"
@@ -75,6 +75,14 @@ def purge() -> None:
     for result in results:
         if result.removed_anything:
             log.info("purge: %s", result.summary(dry_run=False))
+
+
+@db_periodic_task(crontab(minute="43", hour="3"))
+def train_payload_dictionary() -> None:
+    """Daily: a new packing dictionary once the current one is a week old, so packing
+    follows what applications send now (recorder/payloads.py)."""
+    if payloads.dictionary_maybe_train() is not None:
+        log.info("trained a new payload dictionary")
 
 
 @on_startup()

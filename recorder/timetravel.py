@@ -36,6 +36,7 @@ import orjson
 from django.conf import settings
 from django.db import connection, transaction
 
+from recorder import payloads
 from recorder import state as state_engine
 from recorder.fields import from_micros, to_micros
 from recorder.ingest import ItemError, parse_ts
@@ -191,7 +192,7 @@ def _events_between(
     comparisons would not always.
     """
     table = Event._meta.db_table
-    columns = ", ".join(connection.ops.quote_name(f) for f in fields)
+    columns = ", ".join(payloads.column_sql(f) for f in fields)
     sql = f"SELECT {columns} FROM {table} WHERE session_id = %s"
     params: list[Any] = [session_id]
     if after is not None:
@@ -338,7 +339,7 @@ def event_json(ev: dict) -> dict:
 
 def _events_by_id(ids: list[int]) -> dict[int, dict]:
     out = {}
-    columns = ", ".join(connection.ops.quote_name(f) for f in DETAIL_FIELDS)
+    columns = ", ".join(payloads.column_sql(f) for f in DETAIL_FIELDS)
     with connection.cursor() as cursor:
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]

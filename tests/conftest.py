@@ -94,3 +94,39 @@ def base_url(pytestconfig):
     # installed), defined here as a plain function: theirs is an instance method of a
     # plugin class, which pytest deprecates for session-scoped fixtures.
     return pytestconfig.getoption("--base-url") or pytestconfig.getini("base_url") or None
+
+
+def demo_payload_dictionary() -> tuple[int, bytes]:
+    """A packing dictionary trained on payloads of the demo mix: (dict_id, data)."""
+    import random
+    from datetime import UTC, datetime
+
+    import zstandard
+
+    from recorder import demo
+
+    rng = random.Random(3)
+    samples = [
+        orjson.dumps(ev["payload"])
+        for _key, _meta, generate, _ended in demo.DEMOS
+        for ev in generate(rng, demo._Clock(rng, datetime.now(UTC)), 600)
+        if ev.get("payload") is not None
+    ]
+    zdict = zstandard.train_dictionary(16 * 1024, samples, dict_id=1_000_003)
+    return zdict.dict_id(), zdict.as_bytes()
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The test database starts with a payload dictionary, as every database has once it
+    holds a few thousand events: tests then store payloads packed, the format production
+    reads and filters (recorder/payloads.py). Transactional tests flush it away; tests
+    that need it present request `packed`."""
+    from django.db import connection
+
+    from recorder.models import PayloadDictionary
+
+    with django_db_blocker.unblock():
+        if connection.vendor == "sqlite":
+            dict_id, data = demo_payload_dictionary()
+            PayloadDictionary.objects.create(dict_id=dict_id, data=data, samples=0, last_event_id=0)

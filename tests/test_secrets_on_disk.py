@@ -27,6 +27,7 @@ from pathlib import Path as FsPath
 import orjson
 import pytest
 
+from recorder import payloads
 from tests.stack import Stack
 
 pytestmark = [
@@ -437,7 +438,14 @@ PATHS = [
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    s = Stack(tmp_path_factory.mktemp("secrets"), web_workers=1, threads=4)
+    # The first payload dictionary as soon as there are samples enough: most events of
+    # this module are then stored packed, as in any database past its first minutes.
+    s = Stack(
+        tmp_path_factory.mktemp("secrets"),
+        web_workers=1,
+        threads=4,
+        env={"FLIGHTREC_PAYLOAD_DICT_FIRST_AFTER": "1"},
+    )
     s.start()
     s.key = s.manage("apikey", "shop").strip().splitlines()[-1]
     yield s
@@ -445,12 +453,25 @@ def stack(tmp_path_factory):
 
 
 def disk_files(data_dir: FsPath) -> dict[str, bytes]:
-    """Every database, WAL, SHM and queue file in the data directory."""
+    """Every database, WAL, SHM and queue file in the data directory, and the stored
+    payloads unpacked: they are zstd-packed on disk (recorder/payloads.py), where a
+    plain byte search could not see a secret in them."""
     files = {}
     for f in sorted(data_dir.iterdir()):
         if f.is_file() and ".sqlite3" in f.name:
             files[f.name] = f.read_bytes()
+    files["payloads, unpacked"] = unpacked_payloads(data_dir / "flightrec.sqlite3")
     return files
+
+
+def unpacked_payloads(db: FsPath) -> bytes:
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        payloads.sqlite_register(con, str(db))
+        rows = con.execute("SELECT fr_json(payload) FROM recorder_event").fetchall()
+    finally:
+        con.close()
+    return "\n".join(text for (text,) in rows if text).encode()
 
 
 def _count(db: FsPath, sql: str) -> int:
@@ -469,7 +490,8 @@ def wait_drained(stack: Stack, canaries: list[str], timeout: float = 60) -> None
         if _count(inbox, "SELECT COUNT(*) FROM recorder_inboxbatch") == 0:
             con = sqlite3.connect(f"file:{main}?mode=ro", uri=True, timeout=30)
             try:
-                rows = con.execute("SELECT actor, payload FROM recorder_event").fetchall()
+                payloads.sqlite_register(con, str(main))
+                rows = con.execute("SELECT actor, fr_json(payload) FROM recorder_event").fetchall()
                 rows += con.execute("SELECT metadata, key FROM recorder_session").fetchall()
             finally:
                 con.close()
@@ -505,6 +527,15 @@ def test_no_default_rule_lets_a_secret_reach_the_disk(stack, path):
     everything = b"".join(files.values())
     assert all(c.canary.encode() in everything for c in carriers)
     assert _leaks(files, carriers) == []
+
+
+def test_the_payloads_searched_above_were_stored_packed(stack):
+    con = sqlite3.connect(f"file:{stack.data_dir / 'flightrec.sqlite3'}?mode=ro", uri=True)
+    try:
+        kinds = dict(con.execute("SELECT typeof(payload), COUNT(*) FROM recorder_event GROUP BY 1"))
+    finally:
+        con.close()
+    assert kinds.get("blob", 0) > kinds.get("text", 0)
 
 
 def test_the_api_key_is_not_on_disk_either(stack):
