@@ -36,7 +36,11 @@ tasks.wake_drain = lambda: None  # leave these in the inbox, as a stopped consum
 body = b'[{"session": "late", "type": "log", "message": "not drained yet", "id": "late-1"}]'
 ingest.events_accept(application=app, batch=ingest.parse_batch(body), body=body)
 ingest.session_accept(application=app, key="late", metadata={}, kind="end")
-result = {"events": Event.objects.count(), "inbox": InboxBatch.objects.count()}
+from django.db import connection
+with connection.cursor() as cursor:  # payloads are stored packed in the source
+    cursor.execute("SELECT COUNT(*) FROM recorder_event WHERE typeof(payload) = 'blob'")
+    packed = cursor.fetchone()[0]
+result = {"events": Event.objects.count(), "inbox": InboxBatch.objects.count(), "packed": packed}
 """
 
 DUMP = """
@@ -81,6 +85,7 @@ def test_a_populated_sqlite_database_moves_to_postgres_unchanged(tmp_path):
         src.manage("bootstrap", "--no-demo")
         filled = src.query(POPULATE)
         assert filled["inbox"] == 2 and filled["events"] >= 2000
+        assert filled["packed"] > 1000  # they arrive as jsonb: compared below, event by event
         dst.manage("migrate")
         out = dst.manage("move_to_postgres", "--from", str(src.data_dir))
         assert f"recorder_event: {filled['events']} rows" in out
