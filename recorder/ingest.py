@@ -370,7 +370,7 @@ def event_prepare(
     event = normalize_event(item, session_key=session_key, received_us=received_us)
     event["uid"] = _uid(item, body_digest, index)
     scrubbed = redaction.redact_event(event, policy)
-    if claims := _redacted_claims(item):
+    if "redacted" in item and (claims := _redacted_claims(item)):
         scrubbed = sorted(set(scrubbed).union(claims))
     if scrubbed:
         event["redacted"] = scrubbed
