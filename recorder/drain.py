@@ -70,11 +70,12 @@ def inbox_drain(*, max_batches: int = 200, max_events: int = 20_000) -> DrainSta
             time.sleep(0.05 * retries)
             continue
         if stats.batches == 0:
-            if total.events:
-                # The first dictionary, once there is enough to learn from.
-                payloads.dictionary_maybe_train()
             return total
         total.add(stats)
+        if stats.events:
+            # A packing dictionary when one is due (two indexed lookups otherwise):
+            # between transactions, as a steady stream may keep this loop going for hours.
+            payloads.dictionary_maybe_train()
 
 
 # deadlock_detected, serialization_failure

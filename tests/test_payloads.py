@@ -16,7 +16,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from recorder import export, payloads, queries, retention
+from recorder import drain, export, payloads, queries, retention
 from recorder.models import Event, PayloadDictionary
 from recorder.queries import parse_filter_bar
 from tests.conftest import demo_payload_dictionary
@@ -208,6 +208,28 @@ def test_the_first_dictionary_packs_what_was_stored_before_it(ingest, settings, 
     everything = Event.objects.order_by("id")
     assert {stored(e.id)[0] for e in everything} == {"blob"}
     assert [e.payload for e in everything] == [m["payload"] for m in mix]
+
+
+def test_a_steady_stream_gets_its_first_dictionary_while_it_flows(ingest, monkeypatch):
+    PayloadDictionary.objects.all().delete()
+    monkeypatch.setattr(payloads, "FIRST_AFTER", 300)
+    monkeypatch.setattr("recorder.tasks.wake_drain", lambda: None)  # the inbox fills up
+    for n in range(3):
+        mix = [
+            {"type": "http", "payload": {**HTTP, "duration_ms": n * 300 + i}} for i in range(300)
+        ]
+        send_undrained = [
+            {"session": "s", "ts": 1_790_000_000 + i, **ev} for i, ev in enumerate(mix)
+        ]
+        assert ingest.post(send_undrained).status_code == 202
+    assert not Event.objects.exists()
+
+    drain.inbox_drain(max_batches=1)  # three transactions, as a busy consumer would run them
+
+    created = PayloadDictionary.objects.get()
+    first_batch_end = Event.objects.order_by("id").values_list("id", flat=True)[299]
+    assert created.last_event_id == first_batch_end  # trained between transactions
+    assert {stored(e.id)[0] for e in Event.objects.all()} == {"blob"}
 
 
 def test_a_new_dictionary_becomes_current_and_old_rows_keep_theirs(ingest):
