@@ -82,7 +82,7 @@ def pack_payloads(db: sqlite3.Connection, path, *, chunk: int = 50_000) -> int:
         " VALUES (?, ?, ?, ?, ?)",
         (dict_id, zdict.as_bytes(), len(samples), last, datetime.now(UTC).isoformat(" ")),
     )
-    payloads._codec(dict_id, zdict.as_bytes())
+    payloads.dictionary_add(dict_id, zdict.as_bytes())
     for start in range(0, last, chunk):
         rows = db.execute(
             "SELECT id, payload FROM recorder_event WHERE id > ? AND id <= ? "

@@ -265,8 +265,11 @@ class Raw:
             )
             self.db.autocommit = True
         else:
+            from recorder import payloads
+
             self.db = sqlite3.connect(target)
             self.db.execute("PRAGMA mmap_size=268435456")
+            payloads.sqlite_register(self.db, str(target))  # fr_json(): packed payloads
 
     def execute(self, sql: str, params=()) -> "Raw":
         self._cursor = (
@@ -296,8 +299,9 @@ def measure(target: Path | str, *, runs: int, seed: int) -> list[dict]:
         " (SELECT MAX(ts) FROM recorder_event e WHERE e.session_id = s.id) FROM recorder_session s"
     ).fetchall()
     events = Event.objects.using(ALIAS)
+    payload = "payload" if pg else "fr_json(payload)"  # stored packed on SQLite
     cols = ("id, application_id, session_id, seq, ts, received_at, type, source, severity, key, "
-            "correlation_id, actor, message, payload, state, uid, size, redacted")  # fmt: skip
+            f"correlation_id, actor, message, {payload}, state, uid, size, redacted")  # fmt: skip
 
     def pick():
         return sessions[rng.randrange(len(sessions))]
@@ -332,8 +336,8 @@ def measure(target: Path | str, *, runs: int, seed: int) -> list[dict]:
         "AND (CASE WHEN jsonb_typeof(payload #> '{status}') = 'number' "
         "THEN (payload #>> '{status}')::numeric END) >= ?"
         if pg
-        else "AND json_type(payload, '$.status') IN ('integer','real') "
-        "AND json_extract(payload, '$.status') >= ?"
+        else "AND json_type(fr_json(payload), '$.status') IN ('integer','real') "
+        "AND json_extract(fr_json(payload), '$.status') >= ?"
     )
     cases = [
         ("no filter", E(), "", []),

@@ -27,6 +27,7 @@ every RETRAIN_DAYS, so packing follows what applications send (dictionary_due).
 
 import random
 import sqlite3
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -47,28 +48,39 @@ RETRAIN_DAYS = getattr(settings, "FLIGHTREC_PAYLOAD_DICT_DAYS", 7)
 # Frames hold at most what the ingest limits let through; this bounds a damaged frame.
 MAX_PAYLOAD_BYTES = 64 * 1024 * 1024
 
-# dict_id -> (compressor, decompressor). Ids are random 31-bit numbers, so an id seen in
-# any database of this process names the same dictionary.
-_codecs: dict[int, tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor]] = {}
+# dict_id -> dictionary bytes. Ids are random 31-bit numbers, so an id seen in any
+# database of this process names the same dictionary.
+_dictionaries: dict[int, bytes] = {}
+# zstd compressor and decompressor objects must not be used by two threads at once
+# (they release the GIL while they work), and gunicorn serves with threads: each
+# thread builds its own from the shared bytes.
+_local = threading.local()
 
 
 class UnknownDictionary(LookupError):
     pass
 
 
-def _codec(dict_id: int, data: bytes | None = None):
-    codec = _codecs.get(dict_id)
+def dictionary_add(dict_id: int, data: bytes) -> None:
+    _dictionaries.setdefault(dict_id, bytes(data))
+
+
+def _codec(dict_id: int) -> tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor]:
+    codecs = getattr(_local, "codecs", None)
+    if codecs is None:
+        codecs = _local.codecs = {}
+    codec = codecs.get(dict_id)
     if codec is None:
+        data = _dictionaries.get(dict_id)
         if data is None:
             raise UnknownDictionary(dict_id)
         zdict = zstandard.ZstdCompressionDict(data)
-        codec = (
+        codec = codecs[dict_id] = (
             zstandard.ZstdCompressor(
                 dict_data=zdict, level=LEVEL, write_checksum=False, write_dict_id=True
             ),
             zstandard.ZstdDecompressor(dict_data=zdict),
         )
-        _codecs[dict_id] = codec
     return codec
 
 
@@ -90,14 +102,12 @@ def unpack(stored, load: Callable[[int], bytes | None] | None = None) -> str | N
     if not stored.startswith(ZSTD_MAGIC):  # a BLOB that is not ours: JSON bytes
         return stored.decode()
     dict_id = zstandard.get_frame_parameters(stored).dict_id
-    try:
-        codec = _codec(dict_id)
-    except UnknownDictionary:
+    if dict_id not in _dictionaries:
         data = load(dict_id) if load else None
         if data is None:
-            raise
-        codec = _codec(dict_id, data)
-    return codec[1].decompress(stored, max_output_size=MAX_PAYLOAD_BYTES).decode()
+            raise UnknownDictionary(dict_id)
+        dictionary_add(dict_id, data)
+    return _codec(dict_id)[1].decompress(stored, max_output_size=MAX_PAYLOAD_BYTES).decode()
 
 
 # --- SQLite connections ------------------------------------------------------------
@@ -128,7 +138,7 @@ def sqlite_register(raw: sqlite3.Connection, path: str) -> None:
     """Give one SQLite connection fr_json(), and load the dictionaries it already has."""
     try:
         for dict_id, data in raw.execute("SELECT dict_id, data FROM recorder_payloaddictionary"):
-            _codec(dict_id, bytes(data))
+            dictionary_add(dict_id, data)
     except sqlite3.OperationalError:  # a new file, or the inbox database: no such table
         pass
     load = _loader_for(str(path))
@@ -156,7 +166,7 @@ def current_dict_id() -> int | None:
     latest = PayloadDictionary.objects.order_by("-id").values_list("dict_id", "data").first()
     if latest is None:
         return None
-    _codec(latest[0], bytes(latest[1]))
+    dictionary_add(latest[0], latest[1])
     return latest[0]
 
 
@@ -203,7 +213,7 @@ def dictionary_train():
     except zstandard.ZstdError:  # too little variety to learn from
         return None
     data = zdict.as_bytes()
-    _codec(dict_id, data)
+    dictionary_add(dict_id, data)
     with transaction.atomic():
         return PayloadDictionary.objects.create(
             dict_id=dict_id, data=data, samples=len(samples), last_event_id=last_id

@@ -8,6 +8,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -40,6 +41,11 @@ HTTP = {
 MQTT = {"topic": "sensors/kitchen/temperature", "qos": 1, "value": 21.5, "unit": "C"}
 
 
+def forget(dict_id: int) -> None:
+    payloads._dictionaries.pop(dict_id, None)
+    getattr(payloads._local, "codecs", {}).pop(dict_id, None)
+
+
 def stored(event_id: int) -> tuple[str, int]:
     """How the payload column holds an event: (SQLite type, bytes)."""
     with connection.cursor() as cursor:
@@ -61,7 +67,7 @@ def send(ingest, events: list[dict], session: str = "s1") -> list[Event]:
 
 def test_pack_then_unpack_gives_the_same_json_text():
     dict_id, data = demo_payload_dictionary()
-    payloads._codec(dict_id, data)
+    payloads.dictionary_add(dict_id, data)
     text = orjson.dumps(HTTP).decode()
     packed = payloads.pack(text, dict_id)
     assert isinstance(packed, bytes) and len(packed) < len(text) / 2
@@ -71,7 +77,7 @@ def test_pack_then_unpack_gives_the_same_json_text():
 
 def test_without_a_dictionary_or_a_saving_the_json_text_is_kept():
     dict_id, data = demo_payload_dictionary()
-    payloads._codec(dict_id, data)
+    payloads.dictionary_add(dict_id, data)
     assert payloads.pack('{"a":1}', None) == '{"a":1}'
     assert payloads.pack("{}", dict_id) == "{}"  # a frame header is longer than this
     assert payloads.unpack('{"a":1}') == '{"a":1}'
@@ -85,10 +91,32 @@ def test_a_frame_from_an_unknown_dictionary_is_loaded_or_refused():
         16 * 1024, [orjson.dumps({**MQTT, "value": i}) for i in range(500)], dict_id=1_234_567
     )
     frame = zstandard.ZstdCompressor(dict_data=zdict).compress(orjson.dumps(MQTT))
-    payloads._codecs.pop(1_234_567, None)
+    forget(1_234_567)
     with pytest.raises(payloads.UnknownDictionary):
         payloads.unpack(frame)
     assert payloads.unpack(frame, lambda i: zdict.as_bytes()) == orjson.dumps(MQTT).decode()
+
+
+def test_each_thread_packs_and_unpacks_with_codecs_of_its_own():
+    # zstd's compressor and decompressor objects must not be shared by threads that run
+    # at once (they release the GIL), and gunicorn serves requests on threads.
+    dict_id, data = demo_payload_dictionary()
+    payloads.dictionary_add(dict_id, data)
+    text = orjson.dumps(HTTP).decode()
+    frame = payloads.pack(text, dict_id)
+    seen, results = [], []
+
+    def work():
+        seen.append(payloads._codec(dict_id))
+        results.extend(payloads.unpack(frame) for _ in range(200))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(codec[1]) for codec in seen}) == 4
+    assert results == [text] * 800
 
 
 # --- Through the product --------------------------------------------------------------
@@ -328,11 +356,11 @@ def test_a_connection_reads_a_dictionary_another_process_trained_after_it_opened
 
     other.execute("INSERT INTO recorder_payloaddictionary VALUES (?, ?)", (2_000_000_033,
                   _renumbered(data, dict_id, 2_000_000_033)))  # fmt: skip
-    payloads._codec(2_000_000_033, _renumbered(data, dict_id, 2_000_000_033))
+    payloads.dictionary_add(2_000_000_033, _renumbered(data, dict_id, 2_000_000_033))
     other.execute("INSERT INTO t VALUES (?)", (payloads.pack(orjson.dumps(HTTP).decode(),
                   2_000_000_033),))  # fmt: skip
     other.commit()
-    payloads._codecs.pop(2_000_000_033)  # this process never saw it: the reader loads it
+    forget(2_000_000_033)  # as if this process never saw it: the reader loads it
 
     (text,) = reader.execute("SELECT fr_json(payload) FROM t").fetchone()
     assert orjson.loads(text) == HTTP
