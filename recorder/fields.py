@@ -77,7 +77,7 @@ class PackedJSONField(models.JSONField):
             return value
         from recorder import payloads
 
-        return payloads.pack(value, payloads.current_dict_id())
+        return payloads.pack(value, payloads.current_dict_id(connection.alias))
 
     def get_col(self, alias, output_field=None):
         if output_field is None:

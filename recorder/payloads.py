@@ -33,7 +33,7 @@ from datetime import timedelta
 
 import zstandard
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -156,24 +156,29 @@ def column_sql(name: str) -> str:
 # --- Dictionaries ----------------------------------------------------------------
 
 
-def current_dict_id() -> int | None:
+def current_dict_id(using: str = DEFAULT_DB_ALIAS) -> int | None:
     """The dictionary new payloads are packed with (the newest), or None. On PostgreSQL
     payloads are not packed: always None."""
-    if connection.vendor != "sqlite":
+    if connections[using].vendor != "sqlite":
         return None
     from recorder.models import PayloadDictionary
 
-    latest = PayloadDictionary.objects.order_by("-id").values_list("dict_id", "data").first()
+    latest = (
+        PayloadDictionary.objects.using(using)
+        .order_by("-id")
+        .values_list("dict_id", "data")
+        .first()
+    )
     if latest is None:
         return None
     dictionary_add(latest[0], latest[1])
     return latest[0]
 
 
-def _last_event_id() -> int:
+def _last_event_id(using: str) -> int:
     from recorder.models import Event
 
-    return Event.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    return Event.objects.using(using).order_by("-id").values_list("id", flat=True).first() or 0
 
 
 def dictionary_due(latest, last_event_id: int) -> bool:
@@ -187,18 +192,18 @@ def dictionary_due(latest, last_event_id: int) -> bool:
     return latest.created_at <= timezone.now() - timedelta(days=RETRAIN_DAYS)
 
 
-def dictionary_train():
+def dictionary_train(using: str = DEFAULT_DB_ALIAS):
     """Train a dictionary on recent payloads and make it current (no check whether one is
     due). Returns the new PayloadDictionary, or None with too little to learn from."""
-    if connection.vendor != "sqlite":
+    if connections[using].vendor != "sqlite":
         return None
     from recorder.models import Event, PayloadDictionary
 
-    last_id = _last_event_id()
+    last_id = _last_event_id(using)
     # Evenly spread over the latest TRAIN_WINDOW events: what arrived lately from every
     # sender, not only the last seconds of one busy session.
     stride = max(1, min(last_id, TRAIN_WINDOW) // TRAIN_SAMPLES)
-    with connection.cursor() as cursor:
+    with connections[using].cursor() as cursor:
         cursor.execute(
             f"SELECT fr_json(payload) FROM {Event._meta.db_table} "
             "WHERE id > %s AND payload IS NOT NULL AND id %% %s = 0",
@@ -214,29 +219,29 @@ def dictionary_train():
         return None
     data = zdict.as_bytes()
     dictionary_add(dict_id, data)
-    with transaction.atomic():
-        return PayloadDictionary.objects.create(
+    with transaction.atomic(using=using):
+        return PayloadDictionary.objects.using(using).create(
             dict_id=dict_id, data=data, samples=len(samples), last_event_id=last_id
         )
 
 
-def dictionary_maybe_train():
+def dictionary_maybe_train(using: str = DEFAULT_DB_ALIAS):
     """Train when one is due (dictionary_due). Cheap enough to call after every drain:
     two indexed lookups. The first dictionary also packs what was stored before it."""
-    if connection.vendor != "sqlite":
+    if connections[using].vendor != "sqlite":
         return None
     from recorder.models import PayloadDictionary
 
-    latest = PayloadDictionary.objects.order_by("-id").first()
-    if not dictionary_due(latest, _last_event_id()):
+    latest = PayloadDictionary.objects.using(using).order_by("-id").first()
+    if not dictionary_due(latest, _last_event_id(using)):
         return None
-    created = dictionary_train()
+    created = dictionary_train(using)
     if created is not None and latest is None:
-        pack_stored(created.dict_id)  # the first FIRST_AFTER or so rows, once
+        pack_stored(created.dict_id, using=using)  # the first FIRST_AFTER or so rows, once
     return created
 
 
-def pack_stored(dict_id: int, *, chunk: int = 2000) -> int:
+def pack_stored(dict_id: int, *, chunk: int = 2000, using: str = DEFAULT_DB_ALIAS) -> int:
     """Pack the payloads still stored as JSON text, in short transactions (on SQLite each
     holds the write lock). The full-text index is untouched: its update trigger only
     fires when the JSON text changes. Returns how many rows were rewritten."""
@@ -244,7 +249,7 @@ def pack_stored(dict_id: int, *, chunk: int = 2000) -> int:
 
     table, done, last = Event._meta.db_table, 0, 0
     while True:
-        with transaction.atomic(), connection.cursor() as cursor:
+        with transaction.atomic(using=using), connections[using].cursor() as cursor:
             cursor.execute(
                 f"SELECT id, payload FROM {table} WHERE id > %s AND typeof(payload) = 'text' "
                 "ORDER BY id LIMIT %s",

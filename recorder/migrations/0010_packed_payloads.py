@@ -57,9 +57,10 @@ def forward(apps, schema_editor):
     from recorder import payloads
 
     _create_triggers(schema_editor, "fr_json(old.payload)", "fr_json(new.payload)")
-    created = payloads.dictionary_train()  # None with too few payloads to learn from
+    using = schema_editor.connection.alias
+    created = payloads.dictionary_train(using)  # None with too few payloads to learn from
     if created is not None:
-        payloads.pack_stored(created.dict_id, chunk=10_000)
+        payloads.pack_stored(created.dict_id, chunk=10_000, using=using)
 
 
 def backward(apps, schema_editor):
