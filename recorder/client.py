@@ -697,7 +697,7 @@ class Recorder:
         return self._header_line
 
     def _events_body(self, lines: list[bytes], header: bytes | None = None) -> bytes:
-        return b"\n".join([header or self._header(), *lines]) + b"\n"
+        return b"\n".join([header or self._header(), *lines, b""])  # one copy, not two
 
     def _send_lines(self, lines: list[bytes], header: bytes | None = None) -> None:
         body = self._events_body(lines, header)
