@@ -8,6 +8,9 @@ how many events per second it gets acknowledged by a running server.
 - sustained: N events recorded as fast as possible, then flush(); events/s until the
   server acknowledged the last one. Baseline: the same events, pre-serialised in
   500-event NDJSON batches, POSTed by a bare http.client loop (the server's own limit).
+- CPU per event in that sustained run: the recording process's CPU time (caller and
+  sender thread) against the bare loop's. Steadier than events/s on a shared machine,
+  and what the client takes away from a server running on the same cores.
 """
 
 import gzip
