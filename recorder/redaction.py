@@ -766,6 +766,152 @@ def redact_event(event: dict[str, Any], policy: CompiledPolicy) -> list[str]:
     return out
 
 
+# --- Would redaction change this event? ---------------------------------------------
+# The Python client sends most events as their own encoding when nothing in them is a
+# secret: deciding that by reading is about half the cost of copying the event through
+# JSON and redacting the copy. These functions mirror redact_event and its walk.
+
+
+# Types a JSON round trip gives back unchanged, apart from containers (walked apart).
+_SCALARS = frozenset({int, float, bool, type(None)})
+
+
+def _kept(value: Any) -> bool:
+    """Values the redaction walk leaves as they are under a secret key (its
+    _holds_nothing, or already [Filtered]), by exact type: a value of any other type
+    sends the event down the slow path."""
+    if value is None or value is True or value is False:
+        return True
+    tv = type(value)
+    if tv is str:
+        return not value or value == FILTERED
+    return (tv is dict or tv is list) and not value
+
+
+def _pointer_secret_str(pointer: Any, policy: CompiledPolicy) -> bool:
+    # Same decision as _pointer_is_secret, on a pointer known to be a str.
+    for seg in pointer.split("/"):
+        if seg and policy.is_secret_key(seg.replace("~1", "/").replace("~0", "~")):
+            return True
+    return False
+
+
+def _clean(value: Any, policy: CompiledPolicy, depth: int) -> bool:
+    """True when _walk at this depth would change nothing in a JSON copy of
+    value, and value is plain JSON (exact dict/list/str/int/float/bool/None types, str
+    keys), so that its JSON copy is equal to it. False otherwise, including whenever in
+    doubt: False only costs the slow path, which redacts a JSON copy as before."""
+    tv = type(value)
+    if tv is str:
+        return policy.scrub_text(value) is value
+    if tv is dict:
+        if depth > MAX_DEPTH:
+            return False
+        is_secret = policy.is_secret_key
+        # HAR-style {"name": "Authorization", "value": "..."}, as in _walk_dict.
+        if "value" in value:
+            name = value.get("name", value.get("key"))
+            if type(name) is str and is_secret(name) and not _kept(value["value"]):
+                return False
+        for k, v in value.items():
+            if type(k) is not str:
+                return False
+            if is_secret(k):
+                if not _kept(v):
+                    return False
+                continue
+            tv = type(v)
+            if tv is str:
+                if policy.scrub_text(v) is not v:
+                    return False
+            elif tv is dict or tv is list:
+                if not _clean(v, policy, depth + 1):
+                    return False
+            elif tv not in _SCALARS:
+                return False
+        return True
+    if tv is list:
+        if depth > MAX_DEPTH:
+            return False
+        for v in value:
+            tv = type(v)
+            if tv is str:
+                if policy.scrub_text(v) is not v:
+                    return False
+            elif tv is dict:
+                if not _clean(v, policy, depth + 1):
+                    return False
+            elif tv is list:
+                # [name, value] header pairs, as in _walk_list: the pair is not walked.
+                if len(v) == 2 and type(v[0]) is str and policy.is_secret_key(v[0]):
+                    if not _kept(v[1]):
+                        return False
+                elif not _clean(v, policy, depth + 1):
+                    return False
+            elif tv not in _SCALARS:
+                return False
+        return True
+    return tv in _SCALARS
+
+
+def event_untouched(event: dict, policy: CompiledPolicy) -> bool:
+    """True when redact_event would change nothing in a JSON copy of event:
+    then the event's own encoding is the line to send, and the JSON copy (a decode and
+    a walk that edits) is skipped. Mirrors redact_event field by field; tests compare
+    the two on generated events (tests/test_client_prepare.py): change them together."""
+    message = event.get("message")
+    tm = type(message)
+    if tm is str:
+        if policy.scrub_text(message) is not message:
+            return False
+    elif tm not in _SCALARS:
+        return False
+    kind = event.get("type")
+    if type(kind) is not str:
+        return False
+    payload = event.get("payload")
+    if payload is not None:
+        if kind == "http" and type(payload) is dict:
+            # Bodies are dropped, kept, cut or parsed: whatever happens, the slow path.
+            for key in BODY_KEYS:
+                if key in payload:
+                    return False
+            for parent in BODY_PARENTS:
+                sub = payload.get(parent)
+                if type(sub) is dict and "body" in sub:
+                    return False
+        if not _clean(payload, policy, 0):
+            return False
+    state = event.get("state")
+    if state is None:
+        return True
+    ts = type(state)
+    if ts is not dict:
+        return ts in _SCALARS or ts is str or ts is list  # their copies are not walked
+    path = state.get("path")
+    if path is not None and type(path) is not str:
+        return False
+    if "value" in state:
+        if path and _pointer_secret_str(path, policy):
+            if not _kept(state["value"]):
+                return False
+        elif not _clean(state["value"], policy, 1):
+            return False
+    patch = state.get("patch")
+    if patch is None:
+        return True
+    if type(patch) is not list:
+        return False
+    for op in patch:
+        if type(op) is dict and "value" in op:
+            pointer = op.get("path")
+            if pointer is not None and type(pointer) is not str:
+                return False
+            if pointer and _pointer_secret_str(pointer, policy) and not _kept(op["value"]):
+                return False
+    return _clean(patch, policy, 1)
+
+
 def redact_mapping(
     data: dict[str, Any], policy: CompiledPolicy, prefix: str = "metadata"
 ) -> list[str]:
