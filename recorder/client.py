@@ -100,9 +100,17 @@ def _c_encoder() -> Callable[[Any], str] | None:
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:
         return None
-    chunks = make(
-        None, str, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True
-    )
+    try:
+        # json's own internal constructor: on a Python where its arguments differ, or
+        # where it encodes differently, the documented encoder is used instead.
+        chunks = make(
+            None, str, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True
+        )
+        probe = {"a": [1, 2.5, None, True, "é"], "b": {}}
+        if "".join(chunks(probe, 0)) != _encode(probe):
+            return None
+    except Exception:
+        return None
     join = "".join
 
     def encode(obj: Any) -> str:
