@@ -155,6 +155,10 @@ class _Refused(Exception):
     """The server will never take this batch as it is (400, 413...)."""
 
 
+class _TooLarge(_Refused):
+    """413: the batch is over the server's body limit; smaller parts may go through."""
+
+
 def _env_disabled() -> bool:
     return os.environ.get("FLIGHTREC_DISABLED", "").lower() in ("1", "true", "yes", "on")
 
@@ -570,7 +574,20 @@ class Recorder:
 
     def _send_lines(self, lines: list[bytes], header: bytes | None = None) -> None:
         body = self._events_body(lines, header)
-        self._post("/api/v1/events", body, content_type="application/x-ndjson")
+        try:
+            self._post("/api/v1/events", body, content_type="application/x-ndjson")
+        except _TooLarge as exc:
+            # Over the server's body limit, which the client cannot know (big captured
+            # bodies): halves until each part fits, so that only an event too large on
+            # its own is lost. On _Retry the caller sends every line again; the parts
+            # that went through are not stored twice (event ids are idempotent).
+            if len(lines) == 1:
+                self._count_lost(1, f"server refused an event as too large: {exc}")
+                return
+            middle = len(lines) // 2
+            self._send_lines(lines[:middle], header)
+            self._send_lines(lines[middle:], header)
+            return
         self.sent += len(lines)
         self._backoff = 0.0
 
@@ -591,7 +608,11 @@ class Recorder:
     def _land(self, flight: _Flight) -> None:
         """Read a launched batch's answer: counted as sent, spilled, or counted as lost."""
         try:
-            if self._answered(flight):
+            try:
+                answered = self._answered(flight)
+            except _TooLarge:
+                answered = False  # sent again below, which halves it until it fits
+            if answered:
                 self.sent += len(flight.lines)
                 self._backoff = 0.0
             else:
@@ -702,6 +723,8 @@ class Recorder:
             with contextlib.suppress(TypeError, ValueError):
                 wait = float(retry_after)
             raise _Retry(f"HTTP {status}: {text}", wait)
+        if status == 413:
+            raise _TooLarge(f"HTTP {status}: {text}")
         raise _Refused(f"HTTP {status}: {text}")
 
     def _online(self) -> bool:

@@ -174,6 +174,22 @@ def test_a_burst_over_capacity_reaches_a_live_server_in_batches_not_one_refused_
     assert len(messages("burst")) == 3000
 
 
+def test_a_batch_over_the_server_body_limit_goes_in_smaller_parts_and_loses_only_a_giant(
+    live_server, shop_key, recorders, settings
+):
+    # 50 events of ~3 KB fit batch_size but not the server's 64 KiB limit: the 413 is
+    # answered by sending halves. One event over the limit on its own is all that is lost.
+    settings.FLIGHTREC_MAX_BODY_BYTES = 64 * 1024
+    rec = recorders(live_server.url, shop_key, batch_size=50)
+    for i in range(200):
+        rec.record("log", {"filler": os.urandom(1500).hex()}, message=f"big{i}")
+    rec.record("log", {"filler": os.urandom(40_000).hex()}, message="giant")
+    assert rec.flush(timeout=60) is True
+    assert len(messages("big")) == 200
+    assert messages("giant") == []
+    assert rec.lost == 1
+
+
 def test_spill_of_a_previous_run_is_sent_first_then_removed(
     live_server, shop_key, recorders, tmp_path
 ):
