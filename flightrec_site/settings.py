@@ -9,6 +9,7 @@ SQLite files in ./var. PostgreSQL and Redis are chosen by `DATABASE_URL` and
 import os
 import secrets
 import sys
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -137,6 +138,15 @@ else:
         "inbox": _sqlite("inbox.sqlite3", "FULL"),
     }
     INBOX_DB = "inbox"
+    if TESTING:
+        # A file, not Django's default in-memory test database: with an in-memory one,
+        # the live server's threads share one connection, and SQL that calls a Python
+        # function (fr_json, recorder/payloads.py) can deadlock there (one thread in
+        # SQLite waits for the GIL, another holds it and waits for SQLite). Production
+        # never shares a connection between threads.
+        DATABASES["default"]["TEST"] = {
+            "NAME": str(Path(tempfile.gettempdir()) / f"flightrec-test-{os.getpid()}.sqlite3")
+        }
 
 DATABASE_ROUTERS = ["recorder.routers.InboxRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
