@@ -116,13 +116,25 @@ def _claim(max_batches: int, max_events: int, *, lock: bool) -> list[InboxBatch]
     if lock and connection.features.has_select_for_update_skip_locked:
         # Several consumers on PostgreSQL each take different rows.
         qs = qs.select_for_update(skip_locked=True)
-    rows, events = [], 0
-    for row in qs[:max_batches]:
-        if rows and events + row.event_count > max_events:
+        return _within(qs[:max_batches], max_events)
+    # One drain at a time (SQLite): choose by the counts first, then read the bodies of
+    # the chosen rows only. Reading max_batches bodies to keep the first few (about 40
+    # batches of 500 fill max_events) cost more than the two queries.
+    chosen = _within(qs.values_list("id", "event_count")[:max_batches], max_events)
+    return list(InboxBatch.objects.filter(id__in=[pk for pk, _ in chosen]).order_by("id"))
+
+
+def _within(rows, max_events: int) -> list:
+    """The first rows (objects or (id, event_count) pairs) that hold at most max_events
+    events, and always at least one row."""
+    taken, events = [], 0
+    for row in rows:
+        count = row[1] if isinstance(row, tuple) else row.event_count
+        if taken and events + count > max_events:
             break
-        rows.append(row)
-        events += row.event_count
-    return rows
+        taken.append(row)
+        events += count
+    return taken
 
 
 class _Sessions:
