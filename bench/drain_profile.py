@@ -258,6 +258,13 @@ def _run(args, tmp: Path) -> int:
             profiler.disable()
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         assert stats.events == n, (stats.events, n)
+        # What the consumer does next (recorder/tasks.py), in its other worker thread.
+        from recorder import timetravel
+
+        kf_started = time.perf_counter()
+        for session_id in sorted(stats.sessions):
+            timetravel.keyframes_build(session_id=session_id)
+        keyframes_s = time.perf_counter() - kf_started
         raw_1k = raw_executemany(template, db, captured, 1000)
         raw_tx = raw_executemany(template, db, captured, args.max_events or 20_000)
         holds = timers.calls["drain_once"]
@@ -273,6 +280,7 @@ def _run(args, tmp: Path) -> int:
                         for g in sorted(gc_timer.seconds))  # fmt: skip
         print(f"  {'of which garbage collector':34s} {sum(gc_timer.seconds.values()) * us:7.2f}"
               f" µs/event ({gcs})")  # fmt: skip
+        print(f"  {'then keyframes_build (not drain)':34s} {keyframes_s * us:7.2f} µs/event")
         print(f"  {'raw executemany, 1000/tx':34s} {raw_1k * us:7.2f} µs/event")
         print(f"  {'raw executemany, same tx size':34s} {raw_tx * us:7.2f} µs/event")
         print(f"  drain_once (write lock held): max {max(holds) * 1000:.0f} ms, "

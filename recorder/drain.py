@@ -223,10 +223,15 @@ def _wanted_sessions(docs) -> dict[tuple[int, str], dict]:
                 wanted.setdefault((row.application_id, key), {"started_us": None, "metadata": {}})
                 if meta:
                     wanted[(row.application_id, key)]["metadata"] = meta
+            earliest: dict[str, int] = {}  # per session key: plain keys in the event loop
             for ev in doc["events"]:
-                entry = wanted[(row.application_id, ev["session"])]
-                if entry["started_us"] is None or ev["ts"] < entry["started_us"]:
-                    entry["started_us"] = ev["ts"]
+                key, ts = ev["session"], ev["ts"]
+                if ts < earliest.get(key, ts + 1):
+                    earliest[key] = ts
+            for key, ts in earliest.items():
+                entry = wanted[(row.application_id, key)]
+                if entry["started_us"] is None or ts < entry["started_us"]:
+                    entry["started_us"] = ts
             for key in doc["sessions"]:
                 # A batch-level session that none of the batch's events belong to (each
                 # event named its own) still gets created, started when it was received.
