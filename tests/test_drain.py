@@ -268,3 +268,37 @@ def test_session_metadata_and_counters_are_saved_for_every_session_of_a_drain(
     assert (m.event_count, m.last_seq) == (0, 0)  # each event names its own session "s"
     counts = dict(Session.objects.values_list("key", "event_count"))
     assert counts == {"m": 0, "s": 4, "s0": 2, "s1": 2, "s2": 2}
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+@pytest.mark.skipif(bool(os.getenv("DATABASE_URL")), reason="SQLite: one drain per process")
+def test_a_drain_started_while_another_runs_leaves_the_rows_to_it_and_they_are_drained(
+    shop, no_wake, settings, monkeypatch
+):
+    import threading
+
+    inside, release = threading.Event(), threading.Event()
+    real = drain._drain_until_empty
+    passes = []
+
+    def first_pass_waits(*args):
+        stats = real(*args)
+        passes.append(stats.events)
+        if len(passes) == 1:  # the running drain, between its last claim and its return
+            inside.set()
+            release.wait(10)
+        return stats
+
+    monkeypatch.setattr(drain, "_drain_until_empty", first_pass_waits)
+    results = []
+    running = threading.Thread(target=lambda: results.append(drain.inbox_drain()))
+    running.start()
+    assert inside.wait(10)
+    spool_events(shop, evs(5), settings)
+    # Beside a running drain, a second one would claim the same rows: it returns at once.
+    assert drain.inbox_drain().batches == 0
+    release.set()
+    running.join(10)
+    # ...and the running one went round again for the rows spooled meanwhile.
+    assert passes == [0, 5] and results[0].events == 5
+    assert Event.objects.count() == 5 and InboxBatch.objects.count() == 0
