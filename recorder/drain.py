@@ -56,37 +56,25 @@ class DrainStats:
 
 # SQLite: one drain at a time per process (see inbox_drain).
 _draining = threading.Lock()
-_wanted_again = threading.Event()
 
 
 def inbox_drain(*, max_batches: int = 200, max_events: int = 20_000) -> DrainStats:
     """Drain the inbox until it is empty. Safe to run from several workers at once.
 
-    On SQLite (the inbox in its own file) a second drain in the same process does not
-    run beside the first: it asks the running one to go round once more and returns.
-    Side by side, the second one waited for the write lock and then, in the moment
-    between the first one's event commit and its inbox delete, claimed the same rows
-    again and drained them as duplicates: a quarter of all drained events in
-    `python -m bench ingest`, where the consumer's two threads run a drain each. The
-    uid constraint kept that correct, not cheap. Drains in other processes (two
-    consumers) still meet only the constraint, as before.
+    On SQLite (the inbox in its own file) a second drain in the same process waits for
+    the first to finish, then drains what is left. Side by side, the second one waited
+    for the write lock anyway and then, in the moment between the first one's event
+    commit and its inbox delete, claimed the same rows again and drained them as
+    duplicates: a quarter of all drained events in `python -m bench ingest`, where the
+    consumer's two threads run a drain each. The uid constraint kept that correct, not
+    cheap. While it waits, the wake-up flag stays set, so senders queue no more drains.
+    Drains in other processes (two consumers) still meet only the constraint.
     """
     if settings.INBOX_DB == "default":
         # PostgreSQL: FOR UPDATE SKIP LOCKED gives concurrent drains different rows.
         return _drain_until_empty(max_batches, max_events)
-    total = DrainStats()
-    _wanted_again.set()  # whoever holds the lock, or we, must read the inbox after now
-    while _wanted_again.is_set():
-        if not _draining.acquire(blocking=False):
-            # The running drain sees the request when it releases the lock, and goes
-            # round again: every row committed before our set() is drained by it.
-            return total
-        try:
-            _wanted_again.clear()
-            total.add(_drain_until_empty(max_batches, max_events))
-        finally:
-            _draining.release()
-    return total
+    with _draining:
+        return _drain_until_empty(max_batches, max_events)
 
 
 def _drain_until_empty(max_batches: int, max_events: int) -> DrainStats:
