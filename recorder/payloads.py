@@ -93,6 +93,19 @@ def pack(text: str | None, dict_id: int | None) -> str | bytes | None:
     return packed if len(packed) < len(raw) else text
 
 
+def packer(dict_id: int) -> Callable[[str], str | bytes]:
+    """pack() with dictionary dict_id bound, for packing many payloads (the drain):
+    JSON text in, the stored form out."""
+    compress = _codec(dict_id)[0].compress
+
+    def pack_one(text: str) -> str | bytes:
+        raw = text.encode()
+        packed = compress(raw)
+        return packed if len(packed) < len(raw) else text
+
+    return pack_one
+
+
 def unpack(stored, load: Callable[[int], bytes | None] | None = None) -> str | None:
     """Stored form -> JSON text. `load(dict_id)` fetches a dictionary this process has
     not seen yet (another process trained it)."""

@@ -88,6 +88,22 @@ def fts_index_new_events(after_id: int) -> None:
         )
 
 
+def fts_index_rows(rows) -> None:
+    """Index (event id, message, payload JSON text) rows the caller has in hand (SQLite).
+
+    The drain's way after an insert where every row went in: the same words as
+    fts_index_new_events, without reading the rows back and unpacking each payload.
+    The values must be exactly what the event row holds (the payload as JSON text), or
+    the delete trigger would later remove words that were never indexed.
+    """
+    if connection.vendor != "sqlite":
+        return
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {FTS_TABLE}(rowid, message, payload) VALUES (%s, %s, %s)", rows
+        )
+
+
 def fts_rebuild() -> None:
     """Rebuild the whole SQLite index from the event table (after a bulk load or import)."""
     if connection.vendor != "sqlite":

@@ -95,3 +95,32 @@ def test_two_consumers_draining_one_inbox_store_every_event_once(tmp_path):
         for i in range(2)
     ]
     assert all(drained), f"both consumers should have drained something: {drained}"
+
+
+@pytest.mark.skipif(
+    bool(os.getenv("DATABASE_URL")), reason="SQLite: one drain at a time per consumer process"
+)
+def test_the_two_threads_of_one_consumer_never_drain_the_same_rows_twice(tmp_path):
+    # Each worker thread runs a drain. Side by side they used to claim rows that the
+    # other had stored but not yet deleted from the inbox, and drain them again as
+    # duplicates; only the retried batches may count as duplicates.
+    stack = Stack(tmp_path, webs=0, consumers=1)
+    try:
+        stack.manage("bootstrap", "--no-demo")
+        stack.start_consumer(0)
+        log = stack.logs / "consumer0.log"
+        stack.wait_for(lambda: log.exists() and "consumer started" in log.read_text(),
+                       what="the consumer to start")  # fmt: skip
+        assert stack.query(FILL) == BATCHES + RETRIED
+        stack.wait_for(lambda: stack.inbox_depth() == 0, timeout=120, what="the inbox to drain")
+        stored = stack.query(CHECK)
+        counters = stack.query(
+            "from recorder.models import Counter as C\n"
+            "result = dict(C.objects.values_list('name', 'value'))"
+        )
+    finally:
+        stack.stop()
+
+    assert stored["dupes"] == 0 and stored["uids"] == BATCHES * PER_BATCH
+    assert counters["events_stored"] == BATCHES * PER_BATCH
+    assert counters["events_duplicate"] == RETRIED * PER_BATCH
