@@ -150,8 +150,15 @@ def _loader_for(path: str) -> Callable[[int], bytes | None]:
 def sqlite_register(raw: sqlite3.Connection, path: str) -> None:
     """Give one SQLite connection fr_json(), and load the dictionaries it already has."""
     try:
-        for dict_id, data in raw.execute("SELECT dict_id, data FROM recorder_payloaddictionary"):
-            dictionary_add(dict_id, data)
+        # Ids first: a connection is opened per request, and the dictionaries' bytes
+        # (16 KiB each) only need reading once per process.
+        ids = [row[0] for row in raw.execute("SELECT dict_id FROM recorder_payloaddictionary")]
+        for dict_id in ids:
+            if dict_id not in _dictionaries:
+                (data,) = raw.execute(
+                    "SELECT data FROM recorder_payloaddictionary WHERE dict_id = ?", (dict_id,)
+                ).fetchone()
+                dictionary_add(dict_id, data)
     except sqlite3.OperationalError:  # a new file, or the inbox database: no such table
         pass
     raw.create_function("fr_json", 1, _fr_json(_loader_for(str(path))), deterministic=True)
