@@ -5,6 +5,24 @@ exactly what the product could hold)."""
 import sqlite3
 
 
+def raw_copy(template, sessions_from, name: str) -> sqlite3.Connection:
+    """A raw baseline's database: a copy of the empty migrated schema `template` (a
+    Path), named `name` beside it, with the sessions (and so the application ids) of the
+    database `sessions_from`, so that the events' foreign keys hold. Autocommit, WAL,
+    synchronous=FULL: what the product's own connections use."""
+    import shutil
+
+    db = template.parent / name
+    shutil.copy(template, db)
+    con = sqlite3.connect(db, isolation_level=None)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=FULL")
+    con.execute("ATTACH DATABASE ? AS src", (str(sessions_from),))
+    con.execute("INSERT OR IGNORE INTO recorder_session SELECT * FROM src.recorder_session")
+    con.execute("DETACH DATABASE src")
+    return con
+
+
 def drop_event_indexes(db: sqlite3.Connection) -> list[str]:
     """Drop the secondary indexes of recorder_event; returns the SQL to build them again."""
     indexes = db.execute(

@@ -30,6 +30,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from bench.bulk import raw_copy
+
 BATCH = 500
 
 
@@ -185,14 +187,7 @@ def _stages(t: dict[str, float]) -> list[tuple[str, float]]:
 
 def raw_executemany(template: Path, drained: Path, rows: list[tuple], per_tx: int) -> float:
     """Plain sqlite3 executemany of the drain's rows into the pre-drain database copy."""
-    db = template.parent / f"raw-{per_tx}.sqlite3"
-    shutil.copy(template, db)
-    con = sqlite3.connect(db, isolation_level=None)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA synchronous=FULL")
-    con.execute("ATTACH DATABASE ? AS src", (str(drained),))
-    con.execute("INSERT OR IGNORE INTO recorder_session SELECT * FROM src.recorder_session")
-    con.execute("DETACH DATABASE src")
+    con = raw_copy(template, drained, f"raw-{per_tx}.sqlite3")
     from recorder.drain import EVENT_COLUMNS
 
     columns = ", ".join('"' + c + '"' for c in EVENT_COLUMNS)
@@ -205,7 +200,7 @@ def raw_executemany(template: Path, drained: Path, rows: list[tuple], per_tx: in
         con.execute("COMMIT")
     elapsed = time.perf_counter() - started
     con.close()
-    db.unlink()
+    (template.parent / f"raw-{per_tx}.sqlite3").unlink()
     return elapsed
 
 

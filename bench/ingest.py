@@ -22,6 +22,7 @@ from pathlib import Path
 
 import orjson
 
+from bench.bulk import raw_copy
 from tests.stack import Stack
 
 BATCH = 500
@@ -140,16 +141,9 @@ def raw_rows(events: list[dict], app_id: int, session_ids: dict[str, int]) -> li
 def raw_insert(template: Path, ingested: Path, events: list[dict]) -> float:
     """Insert the same events into a copy of the empty schema, with the sessions (and
     the application) copied from the ingested database so the foreign keys hold."""
-    db = template.parent / "raw.sqlite3"
-    shutil.copy(template, db)
-    con = sqlite3.connect(db, isolation_level=None)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA synchronous=FULL")
-    con.execute("ATTACH DATABASE ? AS src", (str(ingested),))
-    con.execute("INSERT INTO recorder_session SELECT * FROM src.recorder_session")
+    con = raw_copy(template, ingested, "raw.sqlite3")
     session_ids = dict(con.execute("SELECT key, id FROM recorder_session"))
     app_id = con.execute("SELECT application_id FROM recorder_session LIMIT 1").fetchone()[0]
-    con.execute("DETACH DATABASE src")
     rows = raw_rows(events, app_id, session_ids)
     sql = (
         "INSERT INTO recorder_event (application_id, session_id, seq, ts, received_at, type,"
