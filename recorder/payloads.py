@@ -88,9 +88,7 @@ def pack(text: str | None, dict_id: int | None) -> str | bytes | None:
     """JSON text -> its stored form with dictionary dict_id (None: no dictionary yet)."""
     if text is None or dict_id is None:
         return text
-    raw = text.encode()
-    packed = _codec(dict_id)[0].compress(raw)
-    return packed if len(packed) < len(raw) else text
+    return packer(dict_id)(text)
 
 
 def packer(dict_id: int) -> Callable[[str], str | bytes]:
