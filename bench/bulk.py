@@ -74,10 +74,7 @@ def pack_payloads(db: sqlite3.Connection, path, *, chunk: int = 50_000) -> int:
     thousand events: train a dictionary on a spread sample, then pack every row
     (recorder/payloads.py). Returns the dictionary id. `db` is a plain sqlite3
     connection to `path`; the caller commits."""
-    import random
     from datetime import UTC, datetime
-
-    import zstandard
 
     from recorder import payloads
 
@@ -91,16 +88,15 @@ def pack_payloads(db: sqlite3.Connection, path, *, chunk: int = 50_000) -> int:
             (stride,),
         )
     ]
-    dict_id = random.randint(32_768, 2**31 - 1)
-    zdict = zstandard.train_dictionary(
-        payloads.DICT_SIZE, samples, dict_id=dict_id, level=payloads.LEVEL
-    )
+    trained = payloads.train(samples)
+    if trained is None:
+        raise RuntimeError(f"cannot train a payload dictionary on {len(samples)} payloads")
+    dict_id, data = trained
     db.execute(
         "INSERT INTO recorder_payloaddictionary(dict_id, data, samples, last_event_id, created_at)"
         " VALUES (?, ?, ?, ?, ?)",
-        (dict_id, zdict.as_bytes(), len(samples), last, datetime.now(UTC).isoformat(" ")),
+        (dict_id, data, len(samples), last, datetime.now(UTC).isoformat(" ")),
     )
-    payloads.dictionary_add(dict_id, zdict.as_bytes())
     for start in range(0, last, chunk):
         rows = db.execute(
             "SELECT id, payload FROM recorder_event WHERE id > ? AND id <= ? "

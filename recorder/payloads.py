@@ -265,6 +265,19 @@ def dictionary_train(using: str = DEFAULT_DB_ALIAS):
             [last_id - TRAIN_WINDOW, stride],
         )
         samples = [row[0].encode() for row in cursor.fetchall()]
+    trained = train(samples)
+    if trained is None:
+        return None
+    dict_id, data = trained
+    with transaction.atomic(using=using):
+        return PayloadDictionary.objects.using(using).create(
+            dict_id=dict_id, data=data, samples=len(samples), last_event_id=last_id
+        )
+
+
+def train(samples: list[bytes]) -> tuple[int, bytes] | None:
+    """A new dictionary from sample payloads (JSON bytes), known to this process:
+    (dict_id, its bytes), or None with too little to learn from."""
     if len(samples) < MIN_SAMPLES:
         return None
     dict_id = random.randint(32_768, 2**31 - 1)  # below 32768 is reserved by zstd
@@ -272,12 +285,8 @@ def dictionary_train(using: str = DEFAULT_DB_ALIAS):
         zdict = zstandard.train_dictionary(DICT_SIZE, samples, dict_id=dict_id, level=LEVEL)
     except zstandard.ZstdError:  # too little variety to learn from
         return None
-    data = zdict.as_bytes()
-    dictionary_add(dict_id, data)
-    with transaction.atomic(using=using):
-        return PayloadDictionary.objects.using(using).create(
-            dict_id=dict_id, data=data, samples=len(samples), last_event_id=last_id
-        )
+    dictionary_add(dict_id, zdict.as_bytes())
+    return dict_id, zdict.as_bytes()
 
 
 def dictionary_maybe_train(using: str = DEFAULT_DB_ALIAS):
