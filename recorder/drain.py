@@ -503,14 +503,8 @@ def _apply(docs, wanted, *, known: dict[int, set[str]] | None) -> DrainStats:
                 stats.refused += 1
                 continue
             session.last_seq += 1
-            # What _count does, inline: this loop runs once per event drained.
-            session.event_count += 1
-            session.byte_count += ev.get("size", 0)
-            severity, ts = ev["severity"], ev["ts"]
-            if severity >= ERROR:
-                session.error_count += 1
-            if severity >= FATAL or session.status == ABANDONED or ev["type"] == "crash":
-                _status_after(session, ev)
+            _counts_after(session, ev)
+            ts = ev["ts"]
             span = spans.get(key)
             if span is None:
                 spans[key] = [ts, ts]
@@ -543,12 +537,20 @@ ABANDONED = Session.Status.ABANDONED.value
 
 
 def _count(session: Session, ev: dict) -> None:
+    """One event arrived (the importer): counters, status and time range."""
+    _counts_after(session, ev)
+    _times_after(session, ev["ts"], ev["ts"])
+
+
+def _counts_after(session: Session, ev: dict) -> None:
+    """Counters and status after one event; the drain moves time ranges once per batch."""
     session.event_count += 1
     session.byte_count += ev.get("size", 0)
-    if ev["severity"] >= Severity.ERROR:
+    severity = ev["severity"]
+    if severity >= ERROR:
         session.error_count += 1
-    _status_after(session, ev)
-    _times_after(session, ev["ts"], ev["ts"])
+    if severity >= FATAL or session.status == ABANDONED or ev["type"] == "crash":
+        _status_after(session, ev)
 
 
 def _times_after(session: Session, earliest: int, latest: int) -> None:
